@@ -1,0 +1,30 @@
+"""exprc: a compiler from GP-evolved element-wise normalization expressions to fused Triton kernels.
+
+Light to import: torch and triton load only when the runtime names below are first used.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import ExprcError  # noqa: E402
+from .frontend.parse import parse  # noqa: E402
+
+_RUNTIME = {
+    "load": "exprc.runtime.load",
+    "ExprNorm": "exprc.runtime.expr_norm",
+    "FusedLinearExprNorm": "exprc.runtime.fused_linear",
+    "patch_timm": "exprc.runtime.patch_timm",
+    "read_layers": "exprc.frontend.layer_files",
+}
+
+
+def __getattr__(name: str):
+    if name in _RUNTIME:
+        import importlib
+
+        return getattr(importlib.import_module(_RUNTIME[name]), name)
+    raise AttributeError(f"module 'exprc' has no attribute {name!r}")
+
+
+__all__ = ["ExprcError", "parse", "__version__", *_RUNTIME]

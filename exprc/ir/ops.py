@@ -1,0 +1,65 @@
+"""The op set of the IR and the families rules speak about.
+
+Every op a pass can produce is listed here; tables keyed by ``Op`` (codegen, cost, interpreter)
+are tested for completeness against this enum.
+"""
+
+from __future__ import annotations
+
+from enum import Enum, auto
+
+
+class Op(Enum):
+    # leaves
+    CONST = auto()  # arg: float (f32 compute value) or int (i32)
+    INPUT = auto()  # arg: variable name, always "x"
+    # arithmetic
+    ADD = auto()
+    SUB = auto()
+    MUL = auto()
+    DIV = auto()
+    NEG = auto()
+    ABS = auto()
+    POW = auto()  # arg: small non-negative int exponent; src: (base,)
+    MAX = auto()  # NaN-propagating
+    MIN = auto()  # NaN-propagating
+    CLIP = auto()  # arg: (lo, hi) floats, either may be +-inf; NaN-propagating
+    # transcendentals (before lowering)
+    TANH = auto()
+    SIGMOID = auto()
+    EXP = auto()
+    # produced by lowering
+    TANH_APPROX = auto()  # hardware tanh (tanh.approx.f32), `fast` mode
+    EXP_APPROX = auto()  # hardware exp (ex2.approx.f32 after *log2e), `fast` mode
+    ROUND = auto()  # round half to even, f32 -> f32 (plain arithmetic in codegen)
+    CAST = auto()  # value conversion; dtype says the target (f32 <-> i32)
+    BITCAST = auto()  # reinterpret bits; dtype says the target (i32 -> f32)
+    SHL = auto()  # i32 << arg (int)
+    CMPLT = auto()  # a < b -> bool
+    CMPGT = auto()  # a > b -> bool
+    WHERE = auto()  # src: (cond, a, b) -> cond ? a : b
+
+
+class GroupOp:
+    Leaf = frozenset({Op.CONST, Op.INPUT})
+    Unary = frozenset(
+        {Op.NEG, Op.ABS, Op.POW, Op.CLIP, Op.TANH, Op.SIGMOID, Op.EXP, Op.TANH_APPROX,
+         Op.EXP_APPROX, Op.ROUND, Op.CAST, Op.BITCAST, Op.SHL}
+    )
+    Binary = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.MAX, Op.MIN, Op.CMPLT, Op.CMPGT})
+    Ternary = frozenset({Op.WHERE})
+    Commutative = frozenset({Op.ADD, Op.MUL, Op.MAX, Op.MIN})
+    Transcendental = frozenset({Op.TANH, Op.SIGMOID, Op.EXP, Op.TANH_APPROX, Op.EXP_APPROX})
+    Compare = frozenset({Op.CMPLT, Op.CMPGT})
+    # ops whose `arg` is part of their meaning (printed after the operands)
+    WithArg = frozenset({Op.CONST, Op.INPUT, Op.POW, Op.CLIP, Op.SHL})
+
+
+def arity(op: Op) -> int:
+    if op in GroupOp.Leaf:
+        return 0
+    if op in GroupOp.Unary:
+        return 1
+    if op in GroupOp.Binary:
+        return 2
+    return 3
