@@ -1,0 +1,46 @@
+"""Arguments and helpers shared by the subcommands that read a layer file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import ExprcError
+from ..frontend.layer_set import LayerSet
+from ..passes.pipeline import MODES
+
+
+def add_layers_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("layers", metavar="LAYERS",
+                   help="layer file: layers.json (exprc.layers/1 or a bare {name: expr} mapping), the paper code's "
+                        "Pareto CSV, or Kozax's pareto_front.csv")
+    p.add_argument("--select", default="val", choices=("val", "train", "simplest"),
+                   help="for Pareto CSVs: pick per layer the lowest validation error (default), the lowest "
+                        "training error, or the simplest expression")
+
+
+def add_mode_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", default="precise", choices=MODES,
+                   help="how tanh/sigmoid/exp are computed: precise (accurate library math, default), fast "
+                        "(hardware approximations, ~1e-3 relative error), horner (the paper's Appendix F exp: "
+                        "plain arithmetic only)")
+
+
+def read_layer_file(args: argparse.Namespace) -> LayerSet:
+    from ..frontend.layer_files import read_layers
+
+    return read_layers(args.layers, select=args.select)
+
+
+def pick_layers(ls: LayerSet, names: list[str] | None) -> list:
+    if not names:
+        return list(ls)
+    missing = [n for n in names if n not in ls.layers]
+    if missing:
+        raise ExprcError(f"no layer named {missing[0]!r} in {ls.source or 'the layer file'}; "
+                         f"layers are: {', '.join(list(ls.layers)[:10])}{' ...' if len(ls) > 10 else ''}")
+    return [ls.layers[n] for n in names]
+
+
+def out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")

@@ -1,0 +1,97 @@
+"""The optimization pipeline: a list of passes, run in order, the IR verified after each.
+
+    fold-constants, simplify, ranges, fuse-clip-tanh, simplify, lower-transcendentals(mode), simplify,
+    share-exp, lower-exp (horner only), fold-constants
+
+`optimize` keeps the IR after every pass (`Stage`), which `exprc explain` prints with node counts and times.
+Errors raised inside a pass are re-raised naming the pass.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..errors import ExprcError
+from ..ir import Node, count_nodes, verify
+from .fold_constants import FoldConstants
+from .fuse_clip_tanh import FuseClipTanh
+from .lower_exp import LowerExp
+from .lower_transcendentals import LowerTranscendentals
+from .ranges import Ranges
+from .share_exp import ShareExp
+from .simplify import Simplify
+
+MODES = ("precise", "fast", "horner")
+
+
+class Pass(Protocol):
+    name: str
+
+    def run(self, root: Node, ctx: "PassContext") -> Node: ...
+
+
+@dataclass
+class PassContext:
+    mode: str
+    trace: list[str] | None = None  # rules that fired, when asked for
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # pass name, kebab-case
+    root: Node  # IR after the pass
+    nodes: int
+    seconds: float
+    fired: tuple[str, ...] = ()  # rules that fired in this pass (when traced)
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    root: Node  # final, lowered IR: what code generation consumes
+    mode: str
+    stages: list[Stage] = field(default_factory=list)
+
+    def after(self, name: str) -> Node:
+        """IR after the last pass called `name`."""
+        for s in reversed(self.stages):
+            if s.name == name:
+                return s.root
+        raise KeyError(name)
+
+
+def optimization_passes() -> tuple[Pass, ...]:
+    """The mode-independent part: what `flops_optimized` counts."""
+    return (FoldConstants(), Simplify(), Ranges(), FuseClipTanh(), Simplify())
+
+
+def pipeline(mode: str) -> tuple[Pass, ...]:
+    if mode not in MODES:
+        raise ExprcError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
+    lowering: tuple[Pass, ...] = (LowerTranscendentals(mode), Simplify(), ShareExp())
+    if mode == "horner":
+        lowering += (LowerExp(),)
+    return optimization_passes() + lowering + (FoldConstants(),)
+
+
+def run_passes(root: Node, passes: tuple[Pass, ...], mode: str, trace: bool = False) -> PipelineResult:
+    t = time.perf_counter()
+    verify(root)
+    stages = [Stage("input", root, count_nodes(root), time.perf_counter() - t)]
+    for p in passes:
+        ctx = PassContext(mode, [] if trace else None)
+        t = time.perf_counter()
+        try:
+            root = verify(p.run(root, ctx))
+        except ExprcError as e:
+            raise ExprcError(f"during pass {p.name}: {e.message}", e.span, e.source, e.where) from e
+        except RecursionError:
+            raise ExprcError(f"during pass {p.name}: expression too deep to optimize") from None
+        stages.append(Stage(p.name, root, count_nodes(root), time.perf_counter() - t, tuple(ctx.trace or ())))
+    return PipelineResult(root, mode, stages)
+
+
+def optimize(root: Node, mode: str = "precise", trace: bool = False) -> PipelineResult:
+    """Run the whole pipeline for `mode`; `.root` is the lowered IR code generation consumes."""
+    return run_passes(root, pipeline(mode), mode, trace)

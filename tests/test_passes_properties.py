@@ -1,0 +1,123 @@
+"""Property tests: every pass's output agrees with the float64 evaluation of its input, on random expression trees
+and on edge inputs (0, tiny, huge, +-inf, NaN). Range analysis is checked for soundness the same way."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from exprc.ir import Node, Op, clip, const, evaluate, print_ir, unary, var
+from exprc.passes.pipeline import MODES, optimize
+from exprc.passes.ranges import interval
+
+EDGE = np.array([0.0, -0.0, 1e-30, -1e-30, 1.0, -1.0, 0.5, 2.5, -3.7, 9.99, 10.01, 44.5, -44.5, 88.8, -88.8, 100.0,
+                 -100.0, 1e30, -1e30, 3e38, -3e38, np.inf, -np.inf, np.nan])
+RNG = np.random.default_rng(0)
+INPUTS = np.concatenate([EDGE, RNG.normal(0, 3, 200), RNG.normal(0, 30, 50)])
+
+consts = st.one_of(st.floats(-6, 6, allow_nan=False, width=32), st.sampled_from([0.0, 1.0, -1.0, 2.0, 0.5, 1e-4]))
+
+
+def _trees(depth: int):
+    leaf = st.one_of(st.just(var()), consts.map(const))
+    if depth == 0:
+        return leaf
+    sub = _trees(depth - 1)
+    unary_ops = st.sampled_from([Op.TANH, Op.SIGMOID, Op.NEG, Op.ABS, Op.EXP])
+    binary_ops = st.sampled_from([Op.ADD, Op.SUB, Op.MUL, Op.DIV])
+    return st.one_of(
+        leaf,
+        st.builds(lambda op, a: unary(op, a), unary_ops, sub),
+        st.builds(lambda op, a, b: Node(op, src=(a, b)), binary_ops, sub, sub),
+        st.builds(lambda a, lo, w: clip(a, lo, lo + w), sub, st.floats(-6, 2), st.floats(0, 8)),
+        st.builds(lambda a: clip(a, -5, 5), sub),
+        st.builds(lambda a, n: Node(Op.POW, src=(a,), arg=n), sub, st.integers(0, 4)),
+    )
+
+
+trees = _trees(4)
+
+
+def _scale(root: Node, x: np.ndarray) -> np.ndarray:
+    """Per element, the largest finite magnitude any node of the original takes: reassociation error scales with it."""
+    scale = np.zeros(x.shape)
+    with np.errstate(all="ignore"):
+        for n in root.toposort():
+            v = np.abs(evaluate(n, x).astype(np.float64))
+            scale = np.maximum(scale, np.where(np.isfinite(v), v, 0.0))
+    return scale
+
+
+def assert_agrees(ref: np.ndarray, out: np.ndarray, tol: np.ndarray, what: str, x: np.ndarray) -> None:
+    with np.errstate(all="ignore"):
+        same = (ref == out) | (np.isnan(ref) & np.isnan(out)) | (np.abs(ref - out) <= tol)
+    if not same.all():
+        i = int(np.argmin(same))
+        pytest.fail(f"{what}: x={x[i]!r} ref={ref[i]!r} got={out[i]!r} (tol {tol[i]:.3g})")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(trees, st.sampled_from(MODES))
+def test_every_pass_preserves_value_in_float64(root: Node, mode: str) -> None:
+    res = optimize(root, mode)
+    ref = evaluate(root, INPUTS)
+    scale = _scale(root, INPUTS)
+    for stage in res.stages[1:]:
+        lowered = stage.name in ("lower-transcendentals", "lower-exp") or any(
+            s.name == "lower-transcendentals" for s in res.stages[: res.stages.index(stage)])
+        # exact rewrites: float64 rounding of reassociated sums; lowered forms: their own (stated) error
+        rel = 1e-9 if not lowered else 1e-6
+        out = evaluate(stage.root, INPUTS)
+        with np.errstate(all="ignore"):
+            # a huge-but-finite f64 reference that the lowered f32 pieces (exp clamps) cannot reach is an overflow
+            big = np.abs(ref) > 1e36
+        tol = rel * (1 + scale) + np.where(big & lowered, np.inf, 0)
+        assert_agrees(ref, out, tol, f"after {stage.name} ({mode})\n{print_ir(root)}", INPUTS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(trees)
+def test_range_analysis_is_sound(root: Node) -> None:
+    for n in root.toposort():
+        lo, hi = interval(n)
+        v = evaluate(n, INPUTS)
+        v = v[~np.isnan(v)]
+        slack = 1e-9 * (1 + np.abs(v))
+        assert np.all(v >= lo - slack) and np.all(v <= hi + slack), f"{n.op.name} range [{lo}, {hi}] misses values"
+
+
+@pytest.mark.parametrize("fn", [Op.TANH, Op.SIGMOID, Op.EXP])
+@pytest.mark.parametrize("mode", MODES)
+def test_lowered_transcendentals_f32_accuracy(fn: Op, mode: str) -> None:
+    """Each lowered transcendental, computed in f32, against float64 on a dense sweep and the edge values."""
+    x = np.concatenate([EDGE, np.linspace(-100, 100, 40001), np.geomspace(1e-8, 80, 2000)])
+    x = x.astype(np.float32).astype(np.float64)  # the kernel sees f32 inputs
+    root = unary(fn, var())
+    out = evaluate(optimize(root, mode).root, x, np.float32).astype(np.float64)
+    with np.errstate(all="ignore"):
+        ref = evaluate(root, x).astype(np.float32).astype(np.float64)  # what a perfect f32 kernel returns
+        err = np.abs(out - ref) / (1 + np.abs(ref))  # the issue's bound: 1e-5*(1+|ref|)
+    finite_in = np.isfinite(x)
+    assert not np.isnan(out[finite_in]).any(), "NaN from a finite input"
+    assert np.isnan(out[np.isnan(x)]).all(), "NaN in must give NaN out"
+    ok = (out == ref) | (np.isnan(out) & np.isnan(ref)) | (err <= 2e-6)
+    assert ok.all(), f"{mode} {fn.name}: worst x={x[~ok][:3]}, got {out[~ok][:3]}, want {ref[~ok][:3]}"
+
+
+def test_horner_exp_is_plain_arithmetic() -> None:
+    lowered = optimize(unary(Op.EXP, var()), "horner").root
+    ops = {n.op for n in lowered.toposort()}
+    assert not ops & {Op.EXP, Op.EXP_APPROX, Op.TANH, Op.SIGMOID, Op.TANH_APPROX}
+    muls = sum(n.op is Op.MUL for n in lowered.toposort())
+    assert muls >= 7  # degree-7 Horner
+
+
+@pytest.mark.parametrize("x", [0.0, 1.0, -1.0, math.pi, 20.5, -20.5, 80.0, -80.0])
+def test_horner_exp_within_a_few_ulp(x: float) -> None:
+    got = float(evaluate(optimize(unary(Op.EXP, var()), "horner").root, np.array([x]), np.float32)[0])
+    want = float(np.float32(math.exp(x)))
+    assert abs(got - want) <= 4 * abs(float(np.spacing(np.float32(want))))
