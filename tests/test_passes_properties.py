@@ -60,7 +60,7 @@ def assert_agrees(ref: np.ndarray, out: np.ndarray, tol: np.ndarray, what: str, 
         pytest.fail(f"{what}: x={x[i]!r} ref={ref[i]!r} got={out[i]!r} (tol {tol[i]:.3g})")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(trees, st.sampled_from(MODES))
 def test_every_pass_preserves_value_in_float64(root: Node, mode: str) -> None:
     res = optimize(root, mode)

@@ -14,9 +14,13 @@ def add_layers_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("layers", metavar="LAYERS",
                    help="layer file: layers.json (exprc.layers/1 or a bare {name: expr} mapping), the paper code's "
                         "Pareto CSV, or Kozax's pareto_front.csv")
-    p.add_argument("--select", default="val", choices=("val", "train", "simplest"),
+    p.add_argument("--select", default="val", choices=("val", "train", "simplest", "knee"),
                    help="for Pareto CSVs: pick per layer the lowest validation error (default), the lowest "
-                        "training error, or the simplest expression")
+                        "training error, the simplest expression, or the knee of the front")
+    p.add_argument("--seed", type=int, default=None,
+                   help="for the paper code's Pareto CSV: only rows of this Run_Seed")
+    p.add_argument("--layer-name", default=None, metavar="NAME",
+                   help="for a single Kozax pareto_front.csv: the layer it belongs to (default: from its folder)")
 
 
 def add_mode_argument(p: argparse.ArgumentParser) -> None:
@@ -29,7 +33,7 @@ def add_mode_argument(p: argparse.ArgumentParser) -> None:
 def read_layer_file(args: argparse.Namespace) -> LayerSet:
     from ..frontend.layer_files import read_layers
 
-    return read_layers(args.layers, select=args.select)
+    return read_layers(args.layers, select=args.select, seed=args.seed, layer=args.layer_name)
 
 
 def pick_layers(ls: LayerSet, names: list[str] | None) -> list:

@@ -6,8 +6,8 @@ optional constant bounds, handled by the parser.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..ir import Node, Op, unary
 
@@ -32,7 +32,7 @@ FUNCTIONS: dict[str, Function] = {
 }
 
 # other spellings found in GP outputs (Kozax and the paper's code)
-ALIASES: dict[str, str] = {"sigm": "sigmoid", "σ": "sigmoid", "sig": "sigmoid"}
+ALIASES: dict[str, str] = {"sigm": "sigmoid", "σ": "sigmoid", "sig": "sigmoid", "Abs": "abs"}  # Abs: sympy
 
 # `clip(a)` uses the layer file's bounds (default +-5); `clip(a, lo, hi)` names its own
 CLIP = "clip"

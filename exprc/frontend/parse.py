@@ -10,11 +10,24 @@ import ast
 import math
 
 from ..errors import ExprcError, Span
-from ..ir import MAX_POW, Node, Op, clip, const, var
+from ..ir import MAX_POW, Node, Op, clip, const, evaluate, var
 from .functions import CLIP, DEFAULT_CLIP, VARIABLES, known_names, lookup
 
 MAX_LENGTH = 20_000  # characters in one expression
 MAX_DEPTH = 200  # nesting depth of the syntax tree
+
+_BINARY_OPS = {ast.Add: Op.ADD, ast.Sub: Op.SUB, ast.Mult: Op.MUL, ast.Div: Op.DIV}
+_OTHER_OPERATORS = {ast.FloorDiv: "//", ast.Mod: "%", ast.MatMult: "@", ast.BitAnd: "&", ast.BitOr: "|",
+                    ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>"}
+# what to call the syntax we refuse, in error messages
+_SYNTAX_NAMES = {
+    ast.Attribute: "attribute access", ast.Subscript: "subscript", ast.Lambda: "lambda", ast.Compare: "comparison",
+    ast.BoolOp: "and/or", ast.IfExp: "conditional expression", ast.NamedExpr: "assignment expression",
+    ast.Tuple: "tuple", ast.List: "list", ast.Dict: "dict", ast.Set: "set", ast.JoinedStr: "f-string",
+    ast.ListComp: "comprehension", ast.SetComp: "comprehension", ast.DictComp: "comprehension",
+    ast.GeneratorExp: "generator expression", ast.Starred: "starred expression", ast.Slice: "slice",
+    ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield",
+}
 
 
 class _Parser:
@@ -42,12 +55,12 @@ class _Parser:
     def number(self, node: ast.AST, what: str) -> float:
         """A constant expression (a number, possibly signed or a product of numbers) for clip bounds."""
         ir = self.expr(node, 0)
-        from ..passes.fold_constants import fold_constants
-
-        ir = fold_constants(ir)
-        if not ir.is_const:
-            raise self.error(f"{what} must be a number", node)
-        return ir.value
+        if any(n.op is Op.INPUT for n in ir.toposort()):
+            raise self.error(f"{what} must be a number, found an expression in x", node)
+        value = float(evaluate(ir, 0.0))
+        if not math.isfinite(value):
+            raise self.error(f"{what} is {value!r}, not a finite number", node)
+        return value
 
     # -- expressions ---------------------------------------------------------------------------
     def expr(self, node: ast.AST, depth: int) -> Node:
@@ -82,21 +95,30 @@ class _Parser:
             return self.binop(node, d)
         if isinstance(node, ast.Call):
             return self.call(node, d)
-        kind = type(node).__name__
-        raise self.error(f"unsupported syntax ({kind}): expected a number, x, + - * / **, or a function call", node)
+        kind = _SYNTAX_NAMES.get(type(node), type(node).__name__)
+        found = ast.get_source_segment(self.text, node) or ""
+        found = f" {found!r}" if found and len(found) <= 60 else ""
+        raise self.error(f"unsupported syntax: {kind}{found}; expected a number, x, + - * / **, or a function call",
+                         node)
 
     def binop(self, node: ast.BinOp, d: int) -> Node:
-        ops = {ast.Add: Op.ADD, ast.Sub: Op.SUB, ast.Mult: Op.MUL, ast.Div: Op.DIV}
         if isinstance(node.op, ast.Pow):
             base = self.expr(node.left, d)
             n = self.exponent(node.right)
             return Node(Op.POW, src=(base,), arg=n)
-        op = ops.get(type(node.op))
-        if op is None:
-            sym = {ast.FloorDiv: "//", ast.Mod: "%", ast.MatMult: "@", ast.BitAnd: "&", ast.BitOr: "|",
-                   ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>"}.get(type(node.op), type(node.op).__name__)
-            raise self.error(f"unsupported operator {sym!r}: expected + - * / or **", node)
-        return Node(op, src=(self.expr(node.left, d), self.expr(node.right, d)))
+        # `a + b + c + ...` nests on the left; walk that spine iteratively so a long flat sum is not "deep"
+        spine: list[ast.BinOp] = []
+        while isinstance(node, ast.BinOp) and not isinstance(node.op, ast.Pow):
+            spine.append(node)
+            node = node.left
+        acc = self.expr(node, d)
+        for b in reversed(spine):
+            op = _BINARY_OPS.get(type(b.op))
+            if op is None:
+                sym = _OTHER_OPERATORS.get(type(b.op), type(b.op).__name__)
+                raise self.error(f"unsupported operator {sym!r}: expected + - * / or **", b)
+            acc = Node(op, src=(acc, self.expr(b.right, d)))
+        return acc
 
     def exponent(self, node: ast.AST) -> int:
         sign = 1
@@ -115,7 +137,8 @@ class _Parser:
 
     def call(self, node: ast.Call, d: int) -> Node:
         if not isinstance(node.func, ast.Name):
-            raise self.error("only plain function names can be called", node.func)
+            seg = (ast.get_source_segment(self.text, node.func) or type(node.func).__name__)[:60]
+            raise self.error(f"cannot call {seg!r}: only plain function names can be called", node.func)
         if node.keywords:
             raise self.error("keyword arguments are not supported", node.keywords[0].value)
         name, args = node.func.id, node.args
@@ -143,19 +166,36 @@ def parse(text: str, clip_bounds: tuple[float, float] = DEFAULT_CLIP) -> Node:
     """Parse one expression in x into IR. Raises `ExprcError` pointing at the offending text."""
     if not isinstance(text, str):
         raise ExprcError(f"expected an expression string, found {type(text).__name__}")
-    if not text.strip():
-        raise ExprcError("empty expression")
     if len(text) > MAX_LENGTH:
         raise ExprcError(f"expression is {len(text)} characters long; the limit is {MAX_LENGTH}")
     if "\x00" in text:
         raise ExprcError("expression contains a NUL character", Span(1, text.index("\x00"), text.index("\x00") + 1), text)
+    lo, hi = clip_bounds
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ExprcError(f"clip bounds must be finite numbers with lo < hi, found {clip_bounds!r}")
+    source = text.strip()  # leading blanks would be an "unexpected indent"
+    if not source:
+        raise ExprcError("empty expression")
     try:
-        tree = ast.parse(text.strip("\n"), mode="eval")
+        tree = ast.parse(source, mode="eval")
     except SyntaxError as e:
-        line = e.lineno or 1
-        col = max((e.offset or 1) - 1, 0)
-        raise ExprcError(f"syntax error: {e.msg}", Span(line, col, col + 1), text.strip("\n")) from None
+        raise _syntax_error(e, source) from None
     except (RecursionError, MemoryError):
-        raise ExprcError(f"expression nested too deeply to parse (limit {MAX_DEPTH} levels)") from None
-    p = _Parser(text.strip("\n"), clip_bounds)
-    return p.expr(tree.body, 0)
+        raise ExprcError("expression nested too deeply to parse") from None
+    return _Parser(source, (float(lo), float(hi))).expr(tree.body, 0)
+
+
+def _syntax_error(e: SyntaxError, source: str) -> ExprcError:
+    lines = source.split("\n")
+    line = min(max(e.lineno or 1, 1), len(lines))
+    width = len(lines[line - 1])
+    start = (e.offset or 0) - 1  # SyntaxError offsets are 1-based characters; 0 means "at the end"
+    msg = (e.msg or "invalid syntax").split(" - ")[0]
+    if not 0 <= start < width:
+        start = width
+        if msg == "invalid syntax":
+            msg = "unexpected end of expression"
+    end = start + 1
+    if e.end_lineno == line and e.end_offset and e.end_offset - 1 > start:
+        end = min(e.end_offset - 1, width)
+    return ExprcError(f"syntax error: {msg}", Span(line, start, end), source)

@@ -1,0 +1,38 @@
+"""`exprc bench`: exprc's kernels against LayerNorm and DyT, kernel, epilogue and model level."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "benchmark exprc's kernels against LayerNorm and DyT (GPU; --quick smoke run on a CPU)"
+DESCRIPTION = """\
+Measure, side by side in one process, exprc's compiled norms against LayerNorm and DyT:
+
+  kernels   element-wise y = f(x)*w + b: exprc (per layer and mode) vs F.layer_norm, Liger, torch.compile,
+            DyT (eager, Liger, compiled), the paper's runtime (one eager op per node) and a device copy
+  epilogue  fc2/proj + bias + residual + norm fused into the matmul vs cuBLAS + separate kernels
+  vit       ViT-B/16 bf16 inference, images/s, batch 1/32/256
+  report    rewrite the README's table from the newest GPU results in --results-dir
+
+Writes one JSON per run (plus a PNG per bench) under bench/results/. On CUDA, times are medians of
+triton.testing.do_bench; on a CPU, of a perf_counter loop, on tiny shapes: NOT GPU numbers.
+A full run takes several minutes; run the benches one at a time, or narrow with --only/--exclude/--dtypes.
+
+examples:
+  exprc bench --quick                         # CPU smoke run (< 1 minute)
+  exprc bench kernels --dtypes bfloat16       # on a GPU
+  exprc bench epilogue --exclude max-autotune # skip the slow torch.compile(max-autotune) rows
+  exprc bench report                          # README table from bench/results/
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..benchmarks.cli import add_arguments as add
+
+    add(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..benchmarks.cli import run as run_bench
+
+    return run_bench(args)
