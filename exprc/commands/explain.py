@@ -33,8 +33,8 @@ def _ir_with_ranges(root) -> str:
 
     lines = print_ir(root).split("\n")
     nodes = root.toposort()
-    return "\n".join(f"{line:<48} ; {format_interval(n)}" if i < len(nodes) else line
-                     for i, (line, n) in enumerate(zip(lines, nodes + [None])))
+    annotated = [f"{line:<48} ; {format_interval(n)}" for line, n in zip(lines, nodes, strict=False)]
+    return "\n".join(annotated + lines[len(nodes):])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ def _clip(a: np.ndarray, n: Node) -> np.ndarray:
 
 
 def _bitcast(a: np.ndarray, n: Node, ft: type) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.int32).view(np.float32).astype(ft)
+    return np.array(a, dtype=np.int32).view(np.float32).astype(ft)
 
 
 def _cast(a: np.ndarray, n: Node, ft: type) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import struct
 import weakref
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .dtypes import BOOL, F32, I32, DType
 from .ops import Op
@@ -62,8 +62,10 @@ class Node:
         return f"<Node {self.op.name}>\n" + print_ir(self)
 
     # -- graph helpers -------------------------------------------------------------------------
-    def toposort(self) -> list["Node"]:
-        """All nodes reachable from self, each after its sources (iterative: deep trees are fine)."""
+    def toposort(self, skip: "Callable[[Node], bool] | None" = None) -> list["Node"]:
+        """All nodes reachable from self, each after its sources (iterative: deep graphs are fine).
+
+        Nodes for which `skip` is true are left out, and so is everything reachable only through them."""
         order: list[Node] = []
         seen: set[int] = set()
         stack: list[tuple[Node, bool]] = [(self, False)]
@@ -72,7 +74,7 @@ class Node:
             if expanded:
                 order.append(node)
                 continue
-            if id(node) in seen:
+            if id(node) in seen or (skip is not None and skip(node)):
                 continue
             seen.add(id(node))
             stack.append((node, True))

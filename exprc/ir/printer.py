@@ -22,7 +22,9 @@ def format_float(v: float) -> str:
 def format_arg(node: Node) -> str:
     op, arg = node.op, node.arg
     if op is Op.CONST:
-        return format_float(arg) if node.dtype is F32 else str(int(arg)) if not isinstance(arg, bool) else str(arg).lower()
+        if node.dtype is F32:
+            return format_float(arg)
+        return str(arg).lower() if isinstance(arg, bool) else str(int(arg))
     if op is Op.INPUT:
         return str(arg)
     if op is Op.CLIP:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+import weakref
 
 from ..ir import F32, Node, Op
 
@@ -68,8 +68,20 @@ def _pow(a: tuple[float, float], n: int) -> tuple[float, float]:
     return (0.0, max(p(lo), p(hi)))
 
 
-@lru_cache(maxsize=65536)
+_CACHE: "weakref.WeakKeyDictionary[Node, tuple[float, float]]" = weakref.WeakKeyDictionary()
+
+
 def interval(node: Node) -> tuple[float, float]:
+    """The cached interval of `node`, computing those of its sources first (iteratively: deep graphs are fine)."""
+    hit = _CACHE.get(node)
+    if hit is not None:
+        return hit
+    for n in node.toposort(skip=lambda m: m in _CACHE):
+        _CACHE[n] = _interval_of(n)
+    return _CACHE[node]
+
+
+def _interval_of(node: Node) -> tuple[float, float]:
     if node.dtype is not F32:
         return FULL
     op = node.op
@@ -77,7 +89,7 @@ def interval(node: Node) -> tuple[float, float]:
         return (node.arg, node.arg)
     if op is Op.INPUT:
         return FULL
-    r = [interval(s) for s in node.src]
+    r = [_CACHE[s] for s in node.src]
     if op is Op.ADD:
         return (_nan_safe(r[0][0] + r[1][0], -INF), _nan_safe(r[0][1] + r[1][1], INF))
     if op is Op.SUB:

@@ -61,12 +61,7 @@ def rewrite(root: Node, rules: list[Rule] | RuleTable, trace: list[str] | None =
 
     def rebuild(node: Node) -> Node:
         # sources of a freshly built node may themselves be rewritable (a rule may build new subtrees)
-        if id(node) in done:
-            return done[id(node)]
-        out = node
-        for n in node.toposort():
-            if id(n) in done:
-                continue
+        for n in node.toposort(skip=lambda m: id(m) in done):
             keep.append(n)
             src = tuple(done[id(s)] for s in n.src)
             m = n if src == n.src else n.replace(src=src)
@@ -74,7 +69,6 @@ def rewrite(root: Node, rules: list[Rule] | RuleTable, trace: list[str] | None =
             if m is not n:
                 keep.append(m)
                 done.setdefault(id(m), res)
-            out = res
-        return done[id(node)] if id(node) in done else out
+        return done[id(node)]
 
     return rebuild(root)

@@ -49,6 +49,12 @@ def _sub_const(n: Node) -> Node | None:
         return n.src[0] + const(-c)
 
 
+@rule("c-a -> neg(a)+c")
+def _const_sub(n: Node) -> Node | None:
+    if n.op is Op.SUB and _f32(n) and _c(n.src[0]) is not None and _c(n.src[1]) is None:
+        return -n.src[1] + n.src[0]
+
+
 # -- identities ---------------------------------------------------------------------------------------
 @rule("1*a -> a")
 def _mul_one(n: Node) -> Node | None:
@@ -145,6 +151,19 @@ def _mul_mul_const(n: Node) -> Node | None:
     if n.op is Op.MUL and (c1 := _c(n.src[0])) is not None and n.src[1].op is Op.MUL:
         if (c2 := _c(n.src[1].src[0])) is not None and _finite(c1 * c2):
             return const(c1 * c2) * n.src[1].src[1]
+
+
+@rule("c1*(c2/a) -> (c1*c2)/a")
+def _mul_div_const(n: Node) -> Node | None:
+    if n.op is Op.MUL and (c1 := _c(n.src[0])) is not None and n.src[1].op is Op.DIV:
+        if (c2 := _c(n.src[1].src[0])) is not None and _finite(c1 * c2):
+            return const(c1 * c2) / n.src[1].src[1]
+
+
+@rule("neg(c/a) -> (-c)/a")
+def _neg_div_const(n: Node) -> Node | None:
+    if n.op is Op.NEG and n.src[0].op is Op.DIV and (c := _c(n.src[0].src[0])) is not None:
+        return const(-c) / n.src[0].src[1]
 
 
 @rule("c1*(a+c2) -> c1*a + c1*c2")
