@@ -1,0 +1,126 @@
+"""`exprc bench` (also `python -m bench`): arguments, and one run from them to a results file and plots."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..errors import ExprcError
+
+CHOICES = ("all", "kernels", "epilogue", "vit", "report")
+DEFAULT_RESULTS = "bench/results"
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", nargs="?", default="all", choices=CHOICES,
+                   help="which bench to run (default all), or 'report' to regenerate the README table")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: tiny shapes, a couple of implementations per bench (< 1 minute on a CPU)")
+    p.add_argument("--device", choices=("cuda", "cpu"),
+                   help="default: cuda when available; a CPU run always uses the tiny shapes")
+    p.add_argument("--out", metavar="FILE", help="results JSON (default: RESULTS_DIR/<date>_<device>.json)")
+    p.add_argument("--results-dir", default=DEFAULT_RESULTS, metavar="DIR",
+                   help=f"where results go and where 'report' reads them (default {DEFAULT_RESULTS})")
+    p.add_argument("--report", action="store_true", help="same as the 'report' bench: update the README table")
+    p.add_argument("--readme", default="README.md", metavar="FILE",
+                   help="the file whose '<!-- bench:begin -->' ... '<!-- bench:end -->' block 'report' rewrites")
+    p.add_argument("--layers", metavar="FILE", help="layer file to benchmark (default: the paper's 25 layers)")
+    p.add_argument("--modes", default="precise,fast,horner", help="exprc precision modes, comma-separated")
+    p.add_argument("--dtypes", help="storage dtypes, comma-separated (default per bench: kernels float32,bfloat16; "
+                                    "epilogue and vit bfloat16)")
+    p.add_argument("--batches", help="ViT batch sizes, comma-separated (default 1,32,256)")
+    p.add_argument("--only", metavar="REGEX", help="run only cases whose bench/impl/layer/shape/dtype matches")
+    p.add_argument("--exclude", metavar="REGEX", help="leave out cases whose bench/impl/layer/shape/dtype matches")
+    p.add_argument("--budget", type=float, metavar="SECONDS",
+                   help="stop starting new cases after this long (they are recorded as not run); the results file "
+                        "is also written after each bench, so an interrupted run keeps what it measured")
+    p.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
+
+
+def _config(args: argparse.Namespace):
+    import torch
+
+    from .config import ALL_MODES, BenchConfig
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ExprcError("--device cuda: no CUDA device is available")
+    modes = _csv(args.modes)
+    bad = [m for m in modes if m not in ALL_MODES]
+    if bad or not modes:
+        raise ExprcError(f"--modes: unknown mode {bad[0] if bad else '(none)'!r}; choose from {', '.join(ALL_MODES)}")
+    dtypes = _csv(args.dtypes) if args.dtypes else None
+    for d in dtypes or ():
+        if d not in ("float32", "bfloat16", "float16"):
+            raise ExprcError(f"--dtypes: unknown dtype {d!r}; choose from float32, bfloat16, float16")
+    try:
+        batches = tuple(int(b) for b in _csv(args.batches)) if args.batches else None
+    except ValueError:
+        raise ExprcError(f"--batches: expected integers, found {args.batches!r}") from None
+    for flag, pattern in (("--only", args.only), ("--exclude", args.exclude)):
+        try:
+            re.compile(pattern or "")
+        except re.error as e:
+            raise ExprcError(f"{flag}: bad regular expression: {e}") from None
+    if args.budget is not None and args.budget <= 0:
+        raise ExprcError(f"--budget: expected a positive number of seconds, found {args.budget}")
+    return BenchConfig(device, args.quick, modes, dtypes, batches, args.only, args.exclude, args.layers, args.budget)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from .report import update_readme
+
+    changed = update_readme(args.readme, args.results_dir)
+    print(f"{args.readme}: benchmark table {'updated' if changed else 'already up to date'}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.report or args.what == "report":
+        return run_report(args)
+    cfg = _config(args)
+    from .config import BENCHES
+    from .harness import run_benches
+    from .plots import plot_document
+    from .results import CPU_NOTE, default_path, environment, make_document, write_document
+
+    benches = BENCHES if args.what == "all" else (args.what,)
+    env = environment(cfg.device)
+    print(f"exprc bench {' '.join(benches)} on {env['device']}{' (--quick)' if cfg.quick else ''}", flush=True)
+    if cfg.device != "cuda":
+        print(f"NOTE: {CPU_NOTE}", flush=True)
+    extra = {"modes": list(cfg.run_modes), "layers": cfg.layers_path or "paper Table 4"}
+    started = datetime.now(timezone.utc)
+    path = Path(args.out) if args.out else None
+
+    def save(rows, complete: bool = False) -> dict:
+        nonlocal path
+        doc = make_document(env, cfg.quick, benches, rows, {**extra, "complete": complete}, when=started)
+        path = path or default_path(args.results_dir, doc)
+        write_document(doc, path)
+        return doc
+
+    rows = run_benches(cfg, benches, checkpoint=save)
+    doc = save(rows, complete=True)
+    measured = sum(1 for r in rows if r.ms is not None)
+    print(f"results: {path} ({measured} rows measured, {len(rows) - measured} skipped)")
+    if not args.no_plots:
+        for message in plot_document(doc, path):
+            print(message)
+    if cfg.device != "cuda":
+        print(f"NOTE: {CPU_NOTE}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench ...`: the same as `exprc bench ...`."""
+    from ..cli import main as exprc_main
+
+    return exprc_main(["bench", *(sys.argv[1:] if argv is None else argv)])
