@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from exprc.ir import Node, Op, clip, const, evaluate, print_ir, unary, var
@@ -66,6 +66,8 @@ def assert_agrees(ref: np.ndarray, out: np.ndarray, tol: np.ndarray, what: str, 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(trees, st.sampled_from(MODES))
 def test_every_pass_preserves_value_in_float64(root: Node, mode: str) -> None:
+    if mode != "precise":  # fast and horner state an absolute error: no division by a computed value
+        assume(not any(n.op is Op.DIV and not n.src[1].is_const for n in root.toposort()))
     res = optimize(root, mode)
     ref = evaluate(root, INPUTS)
     scale, outside_f32 = _scale(root, INPUTS)
@@ -83,7 +85,8 @@ def test_every_pass_preserves_value_in_float64(root: Node, mode: str) -> None:
             # lowered IR is f32 code (bit tricks, clamps tuned to f32 overflow): evaluate it as the kernel does
             out = evaluate(stage.root, INPUTS, np.float32).astype(np.float64)
             out = np.where(outside_f32, ref, out)  # nothing to compare where f32 itself cannot hold the values
-            tol = 2e-5 * (1 + scale) + 8 * f32_error  # the original's own f32 error bounds the conditioning
+            rel = 2e-5 if mode == "precise" else 5e-4  # fast: tanh.approx; horner: 1 - 2/(e^2a+1) near 0
+            tol = rel * (1 + scale) + 8 * f32_error  # the original's own f32 error bounds the conditioning
         assert_agrees(ref, out, tol, f"after {stage.name} ({mode})\n{print_ir(root)}", INPUTS)
 
 

@@ -6,7 +6,10 @@
   exp -> exp_approx (`ex2.approx`).
 - horner: tanh(a) -> 1 - 2/(exp(2a) + 1) and sigmoid(a) -> 1/(1 + exp(-a)); both forms are NaN-free when exp
   overflows (2/inf = 0), so the textbook (e^2a - 1)/(e^2a + 1) overflow (NaN past a = 44) cannot happen. The exps
-  are then shared (`share_exp`) and expanded into plain arithmetic (`lower_exp`).
+  are then shared (`share_exp`) and expanded into plain arithmetic (`lower_exp`). The error of these forms is
+  absolute (about 1e-7 for tanh, which cancels near 0; sigmoid's tail below ~1e-7 is exact), as is fast mode's
+  (tanh.approx.f32: about 2^-11): fine for the GP operator set (+ * tanh sigmoid neg clip), not for dividing by a
+  tanh or sigmoid near zero, which needs `precise`.
 Integer powers become multiplications by repeated squaring in every mode.
 """
 

@@ -1,0 +1,94 @@
+"""Where each norm's expression runs: in the producing matmul's epilogue, the consuming matmul's prologue, or alone.
+
+- epilogue: the Linear (+ residual) that produces the norm's input also writes y = f(r)*w + b. f runs once per
+  element; y is written once and read back once by the consumer.
+- prologue: the consuming Linear evaluates f on its A tiles (the affine folded into its weights). y never touches
+  memory, but f runs once per N-tile of the consumer: (N / BLOCK_N) times per element.
+- standalone: the element-wise kernel (no matmul next to the norm to fuse with).
+
+The prologue wins when the FLOPs it adds (f's cost times the extra N-tiles) cost less time than the bytes it
+saves (y written and read back). Time is compared through the machine balance FLOPS_PER_BYTE: H100 SXM runs about
+67 TFLOP/s of f32 arithmetic on its CUDA cores against 3.35 TB/s of HBM3, so one byte costs about 20 FLOPs. f's
+cost is the cost model's optimized count (`exprc.cost.flops_optimized`, the paper's conventions).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+from ..ir import Node
+
+FLOPS_PER_BYTE = 20  # f32 FLOP/s on CUDA cores / memory bytes/s (H100 SXM)
+PROLOGUE_BLOCK_N = 128  # the consumer's tile width assumed for the recomputation count
+KINDS = ("epilogue", "prologue", "standalone")
+
+
+@dataclass(frozen=True)
+class Plan:
+    kind: str  # one of KINDS
+    reason: str  # one sentence, for `exprc explain`
+    flops: int = 0  # f's cost per element (cost model)
+
+
+def expression_flops(root: Node) -> int:
+    """f's FLOPs per element after optimization (the cost model's count)."""
+    from ..cost import flops_optimized
+
+    return int(flops_optimized(root))
+
+
+def plan_layer(root: Node, *, has_producer: bool = True, consumer_n: int | None = None, storage_bytes: int = 2,
+               block_n: int = PROLOGUE_BLOCK_N) -> Plan:
+    """Pick epilogue, prologue or standalone for one norm layer.
+
+    root: the layer's IR (as parsed; the cost model optimizes it). has_producer: the norm's input comes straight
+    from a Linear (+ residual) whose epilogue can take f. consumer_n: out_features of the one Linear that reads
+    the norm's output, or None when something else reads it. storage_bytes: bytes per activation (2 for bf16/f16,
+    4 for f32).
+    """
+    flops = expression_flops(root)
+    if consumer_n is not None:
+        n_tiles = max(1, math.ceil(consumer_n / block_n))
+        extra = flops * (n_tiles - 1)
+        saved = 2 * storage_bytes * FLOPS_PER_BYTE
+        cmp = (f"f costs {flops} FLOPs/element; evaluating it in each of the {n_tiles} N-tiles of the "
+               f"{consumer_n}-wide consumer adds {extra} FLOPs/element, against {saved} FLOP-equivalents saved by "
+               f"not writing and re-reading y ({2 * storage_bytes} bytes at {FLOPS_PER_BYTE} FLOPs/byte)")
+        if extra <= saved:
+            return Plan("prologue", cmp, flops)
+        if has_producer:
+            return Plan("epilogue", cmp + "; so the producing matmul's epilogue computes y once", flops)
+        return Plan("standalone", cmp + "; no matmul produces the input, so the element-wise kernel runs", flops)
+    if has_producer:
+        return Plan("epilogue", f"f costs {flops} FLOPs/element and no Linear consumes y directly: the producing "
+                                "matmul's epilogue computes it from the accumulator tile", flops)
+    return Plan("standalone", f"f costs {flops} FLOPs/element; no matmul produces the input and no Linear "
+                              "consumes the output: the element-wise kernel runs", flops)
+
+
+def vit_layer_context(name: str, dim: int, mlp_hidden: int) -> tuple[bool, int | None]:
+    """(has_producer, consumer_n) of a timm VisionTransformer norm: `blocks.{i}.norm1` (read by qkv, produced by
+    the previous block's fc2 except in block 0), `blocks.{i}.norm2` (read by fc1, produced by attn.proj), `norm`
+    (produced by the last fc2, read by pooling and the head)."""
+    parts = name.split(".")
+    if len(parts) == 3 and parts[0] == "blocks" and parts[1].isdigit():
+        if parts[2] == "norm1":
+            return int(parts[1]) > 0, 3 * dim
+        if parts[2] == "norm2":
+            return True, mlp_hidden
+    if name == "norm":
+        return True, None
+    return False, None
+
+
+def plan_vit(layers: Mapping[str, Node], dim: int = 768, mlp_hidden: int | None = None,
+             storage_bytes: int = 2) -> dict[str, Plan]:
+    """A plan for every layer of a timm ViT (default widths: ViT-B/16), keyed by layer name."""
+    hidden = 4 * dim if mlp_hidden is None else mlp_hidden
+    plans = {}
+    for name, root in layers.items():
+        has_producer, consumer_n = vit_layer_context(name, dim, hidden)
+        plans[name] = plan_layer(root, has_producer=has_producer, consumer_n=consumer_n, storage_bytes=storage_bytes)
+    return plans

@@ -1,0 +1,167 @@
+"""The fused matmul-epilogue kernel under Triton's interpreter, against a float64 numpy/torch reference.
+
+r = a @ W^T (+ bias) (* scale) (+ residual) and y = f(r) * w + b, on small ragged shapes (M, N, K not multiples of
+the 32-wide interpreter tiles, and K both even and not), for f32/bf16/f16 storage.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import exprc
+from exprc.ir import evaluate
+
+DEEP = "-0.84*x + 1.31*clip(2*x) + 0.548*tanh(tanh(tanh(x)) + 0.227)"  # blocks.2.norm1 of the paper
+EXPRESSIONS = [
+    DEEP,
+    "clip(x*tanh(sigmoid(-0.0401*x*tanh(x))))",  # blocks.11.norm2: sigmoid
+    "x*tanh(sigmoid(clip(-0.000308*x**2)))",  # norm: pow
+    "-0.522*x + 2.11*clip(x)",  # blocks.0.norm1: no transcendental
+    "0.5*exp(-x*x) + abs(x)/(1 + abs(x))",  # exp, abs, division
+]
+# storage dtype -> relative error of one stored value: half an ulp, but a whole one for bf16, which Triton's
+# interpreter rounds toward zero (compiled code rounds to nearest even)
+ROUNDING = {torch.float32: 2.0**-24, torch.bfloat16: 2.0**-7, torch.float16: 2.0**-11}
+
+
+def _operands(m, n, k, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+
+    def rnd(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale).to(dtype)
+
+    return {"a": rnd(m, k), "weight": rnd(n, k, scale=k ** -0.5), "bias": rnd(n), "scale": rnd(n, scale=0.7),
+            "residual": rnd(m, n), "norm_weight": rnd(n), "norm_bias": rnd(n)}
+
+
+def _reference_r(ops, use):
+    r = ops["a"].double() @ ops["weight"].double().T
+    if use["bias"]:
+        r = r + ops["bias"].double()
+    if use["scale"]:
+        r = r * ops["scale"].double()
+    if use["residual"]:
+        r = r + ops["residual"].double()
+    return r
+
+
+def _reference_y(root, r_stored, ops, use):
+    y = torch.from_numpy(evaluate(root, r_stored.double().numpy()))
+    if use["norm_weight"]:
+        y = y * ops["norm_weight"].double()
+    if use["norm_bias"]:
+        y = y + ops["norm_bias"].double()
+    return y
+
+
+def _launch(module, ops, use, write_r=True):
+    a = ops["a"]
+    m, n = a.shape[0], ops["weight"].shape[0]
+    r = torch.full((m, n), float("nan"), dtype=a.dtype) if write_r else None
+    y = torch.full((m, n), float("nan"), dtype=a.dtype)
+    args = [ops[name] if use.get(name, True) else None
+            for name in ("a", "weight", "bias", "scale", "residual", "norm_weight", "norm_bias")]
+    module.launch(*args, r, y)
+    return r, y
+
+
+ALL = dict(bias=True, scale=True, residual=True, norm_weight=True, norm_bias=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("use", [
+    pytest.param(ALL, id="all"),
+    pytest.param(dict(bias=True, scale=False, residual=True, norm_weight=True, norm_bias=True), id="vit-block"),
+    pytest.param(dict(bias=False, scale=False, residual=False, norm_weight=False, norm_bias=False), id="bare"),
+])
+@pytest.mark.parametrize("mnk", [(37, 40, 72), (64, 48, 64)], ids=["odd-k", "even-k"])
+def test_epilogue_matches_float64_reference(triton_interpret, dtype, use, mnk):
+    from exprc.runtime.fused_linear import epilogue_module_for
+
+    module = epilogue_module_for(DEEP)
+    assert module.INTERPRETING
+    ops = _operands(*mnk, dtype)
+    r, y = _launch(module, ops, use)
+    r_ref = _reference_r(ops, use)
+    # r: f32 accumulation, then one rounding to the storage dtype
+    tol_r = r_ref.abs() * ROUNDING[dtype] + 1e-5 * (1 + r_ref.abs())
+    assert torch.all((r.double() - r_ref).abs() <= tol_r), (r.double() - r_ref).abs().max()
+    # y: f evaluated (f32) on r as stored, the affine, one rounding
+    y_ref = _reference_y(exprc.parse(DEEP), r, ops, use)
+    tol_y = y_ref.abs() * ROUNDING[dtype] + 2e-6 * (1 + y_ref.abs())
+    assert torch.all((y.double() - y_ref).abs() <= tol_y), (y.double() - y_ref).abs().max()
+
+
+@pytest.mark.parametrize("expr", EXPRESSIONS)
+@pytest.mark.parametrize("mode", ["precise", "horner", "fast"])
+def test_every_lowering_in_the_epilogue(triton_interpret, expr, mode):
+    from exprc.runtime.fused_linear import epilogue_module_for
+
+    module = epilogue_module_for(expr, mode)
+    ops = _operands(33, 24, 40, torch.float32, seed=1)
+    ops["a"] = ops["a"] * 2  # r over about [-8, 8]: both clip sides, tanh saturating
+    r, y = _launch(module, ops, ALL)
+    y_ref = _reference_y(exprc.parse(expr), r, ops, ALL)
+    # horner's polynomial and fast mode's approximations carry their own (documented) error
+    rel = {"precise": 1e-5, "horner": 1e-5, "fast": 1e-3}[mode]
+    assert torch.all((y.double() - y_ref).abs() <= rel * (1 + y_ref.abs())), (y.double() - y_ref).abs().max()
+
+
+def test_skipping_r_leaves_y_unchanged(triton_interpret):
+    from exprc.runtime.fused_linear import epilogue_module_for
+
+    module = epilogue_module_for(DEEP)
+    ops = _operands(20, 36, 48, torch.bfloat16, seed=2)
+    r, y = _launch(module, ops, ALL)
+    none, y_only = _launch(module, ops, ALL, write_r=False)
+    assert none is None
+    assert torch.equal(y_only, y)
+
+
+def test_interpreter_runs_one_fixed_config(triton_interpret):
+    """Autotuning is skipped under the interpreter: `launch` returns no chosen config and runs in one go."""
+    from exprc.runtime.fused_linear import epilogue_module_for
+
+    module = epilogue_module_for("tanh(x)")
+    ops = _operands(8, 8, 8, torch.float32)
+    assert module.launch(*ops.values(), None, torch.empty(8, 8)) is None
+    assert module.INTERPRETER_CONFIG["BLOCK_K"] == 32
+
+
+def test_generated_source_is_readable_and_safe():
+    from exprc.codegen.matmul_epilogue import KERNEL_NAME, generate_epilogue_source
+    from exprc.passes.pipeline import optimize
+
+    hostile = 'x"""; import os; """\n\x00\\'  # user text goes into the docstring: it must stay inside it
+    source = generate_epilogue_source(optimize(exprc.parse(DEEP)).root, expr_text=hostile, layers=["blocks.2.norm1"])
+    compile(source, "<generated>", "exec")  # still valid Python
+    import ast
+
+    tree = ast.parse(source)
+    assert [type(n).__name__ for n in tree.body[:1]] == ["Expr"]  # the docstring, then imports: nothing injected
+    assert hostile in ast.get_docstring(tree)
+    assert f"def {KERNEL_NAME}(" in source and "def launch(" in source and "def expr_fn(" in source
+    assert "blocks.2.norm1" in source and "mode:       precise" in source
+
+
+def test_usable_configs_follow_element_size(triton_interpret):
+    from exprc.runtime.fused_linear import epilogue_module_for
+
+    module = epilogue_module_for("tanh(x)")
+    h100 = 232448  # bytes of shared memory per block (opt-in) on sm_90
+    a100 = 166912
+    bf16 = module.usable_configs(module.CONFIGS, 2, h100)
+    f32 = module.usable_configs(module.CONFIGS, 4, h100)
+    assert len(bf16) == len(module.CONFIGS)
+    assert f32 and all(c.kwargs["BLOCK_K"] == 32 for c in f32)
+    for c in module.usable_configs(module.CONFIGS, 4, a100):
+        assert c.num_stages * (c.kwargs["BLOCK_M"] + c.kwargs["BLOCK_N"]) * c.kwargs["BLOCK_K"] * 4 <= a100
+
+
+def test_numpy_reference_is_not_trivial():
+    """The reference must be able to fail: a wrong kernel (f skipped) is far from it."""
+    root = exprc.parse(DEEP)
+    r = np.linspace(-6, 6, 101)
+    assert np.abs(evaluate(root, r) - r).max() > 0.5
