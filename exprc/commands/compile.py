@@ -37,9 +37,11 @@ def run(args: argparse.Namespace) -> int:
         import json
 
         manifest = json.loads((path / "manifest.json").read_text())
-        files = {v.get("kernel") or v.get("kernel_file") for v in _layers(manifest)}
-        out(f"wrote {path}: {len(ls)} layers, {len(files)} kernel files, {args.mode} mode "
-            f"({time.perf_counter() - t:.2f} s)")
+        layers = _layers(manifest)
+        ew = {v["kernel"] for v in layers if v.get("kernel")}
+        mm = {v["epilogue"] for v in layers if v.get("epilogue")}
+        out(f"wrote {path}: {len(ls)} layers, {len(ew)} element-wise and {len(mm)} matmul-epilogue kernel files, "
+            f"{args.mode} mode ({time.perf_counter() - t:.2f} s)")
     return 0
 
 
