@@ -9,7 +9,8 @@ from ._common import add_layers_arguments, add_mode_argument, out, pick_layers, 
 HELP = "show the IR after every pass, node counts, times and the generated Triton code"
 DESCRIPTION = """For each layer (or the ones named with --layer), print the expression, the IR after every pass
 of the pipeline with its node count and time, the rules that fired (--trace), each node's value range (--ranges),
-the fusion plan, and the generated Triton function.
+the fusion plan (matmul epilogue, prologue of the consuming Linear, or standalone, and why) and the generated
+Triton function.
 
 examples:
   exprc explain examples/vit_b16_paper.json --layer blocks.8.norm1 --mode horner
@@ -25,6 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace", action="store_true", help="list the rewrite rules that fired in each pass")
     p.add_argument("--ranges", action="store_true", help="annotate the final IR with each node's value range")
     p.add_argument("--no-code", action="store_true", help="do not print the generated code")
+    p.add_argument("--d", type=int, default=768, help="model width for the fusion plan (default 768, ViT-B)")
 
 
 def _ir_with_ranges(root) -> str:
@@ -48,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
     for want in args.print_after or ():
         if want not in names:
             raise ExprcError(f"--print-after {want!r}: no such pass; passes are {', '.join(sorted(names))}")
-    for layer in pick_layers(ls, args.layer):
+    from ..codegen.planner import plan_vit
+
+    chosen = pick_layers(ls, args.layer)
+    plans = plan_vit({layer.name: layer.ir for layer in chosen}, dim=args.d)
+    for layer in chosen:
         res = optimize(layer.ir, args.mode, trace=args.trace)
         out(f"=== layer {layer.name}: {layer.expr}")
         out(f"    FLOPs per element: {flops_paper(layer.ir)} as written, {flops_optimized(layer.ir)} optimized "
@@ -61,13 +67,8 @@ def run(args: argparse.Namespace) -> int:
                 for f in st.fired:
                     out(f"    fired: {f}")
             out(_ir_with_ranges(st.root) if args.ranges and st is res.stages[-1] else print_ir(st.root))
-        try:
-            from ..codegen.planner import plan_layer
-
-            plan = plan_layer(layer.ir)
-            out(f"--- fusion plan: {plan.kind}: {plan.reason}")
-        except ImportError:
-            pass
+        plan = plans[layer.name]
+        out(f"--- fusion plan (timm ViT context, d={args.d}): {plan.kind}: {plan.reason}")
         if not args.no_code:
             from ..codegen.emit_triton import emit_expr_function
 
