@@ -22,12 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"exprc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f"exprc.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith("exprc.commands"):
-                continue  # a command not built yet
-            raise
+        mod = importlib.import_module(f"exprc.commands.{name}")
         p = sub.add_parser(name, help=mod.HELP, description=mod.DESCRIPTION,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(p)
@@ -45,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except ExprcError as e:
         print(f"exprc {args.command}: error: {e.pretty()}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as e:  # unreadable input, unwritable output, full disk: the user's to fix, not a crash
+        print(f"exprc {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"exprc {args.command}: interrupted", file=sys.stderr)
