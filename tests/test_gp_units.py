@@ -1,0 +1,151 @@
+"""The GP stage's pieces that need neither JAX nor torch: fronts, DyT fits, metrics, text tidying, files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import exprc
+from exprc.errors import ExprcError
+from exprc.gp.dyt import fit_alpha
+from exprc.gp.expr_text import tidy_expression
+from exprc.gp.layer_results import finalize_layer, fronts_of, layers_document, summarize, write_json_atomic
+from exprc.gp.mappings import LayerMapping, Mappings, load_mappings, save_mappings
+from exprc.gp.metrics import r2, score
+from exprc.gp.pareto import ParetoArchive, knee_index, select
+from exprc.gp.report import alignment_table
+from exprc.gp.search import SearchConfig, split_train_val
+from exprc.ir import evaluate
+
+
+# -- Pareto front ------------------------------------------------------------------------------------------------
+def test_archive_keeps_best_per_complexity_and_drops_dominated():
+    a = ParetoArchive(max_fitness=1e8)
+    a.add(np.array([5.0, 3.0, 4.0, 1e8]), np.array([1, 1, 2, 0]), np.array(["a", "b", "c", "invalid"]))
+    a.add(np.array([2.0, 0.5, np.nan]), np.array([3, 9, 0]), np.array(["d", "e", "nan"]))
+    front = a.front()
+    assert [(c, f, t) for c, f, t in front] == [(1.0, 3.0, "b"), (3.0, 2.0, "d"), (9.0, 0.5, "e")]  # c=2 dominated
+
+
+def test_knee_is_the_elbow():
+    complexity = [1, 2, 3, 10, 20]
+    fitness = [1.0, 0.5, 0.011, 0.01, 0.0099]
+    assert knee_index(complexity, fitness) == 2
+    members = [{"complexity": c, "val_fitness": f} for c, f in zip(complexity, fitness, strict=True)]
+    assert select(members, "knee")["complexity"] == 3
+    assert select(members, "val")["complexity"] == 20
+
+
+# -- metrics and DyT ---------------------------------------------------------------------------------------------
+def test_r2_and_composite_fitness_by_hand():
+    y = np.array([0.0, 1.0, 2.0, 3.0])
+    assert r2(y, y) == 1.0
+    assert r2(y, np.full(4, 1.5)) == pytest.approx(0.0)
+    fit = score(lambda v: 2 * v, np.array([1.0, 2.0]), np.array([2.0, 3.0]), delta=10.0, gamma=0.005)
+    assert fit.mse == pytest.approx(0.5)  # errors 0 and 1
+    assert fit.fitness == pytest.approx(0.5 + 0.005 * 400.0)  # f(+-10) = +-20
+
+
+@pytest.mark.parametrize("alpha", [0.37, 2.5, -1.2])
+def test_dyt_alpha_recovered(alpha):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=4000) * 3
+    y = np.tanh(alpha * x) + 0.01 * rng.normal(size=4000)
+    assert fit_alpha(x, y) == pytest.approx(alpha, rel=2e-3)
+
+
+def test_dyt_alpha_is_the_least_squares_minimum():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=3000)
+    y = 2.0 * np.tanh(0.8 * x) + 0.3  # not a DyT function: the fit is a compromise
+    a = fit_alpha(x, y)
+    loss = lambda al: np.sum((np.tanh(al * x) - y) ** 2)  # noqa: E731
+    assert loss(a) <= min(loss(a * 0.999), loss(a * 1.001))
+
+
+# -- expression text ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("raw, tidy", [
+    ("(clip((0.24785662)+((2.5605898)*(tanh((x)+(-0.01915595))))))*(0.9825825)",
+     "clip(0.24785662+(2.5605898*tanh(x+-0.01915595)))*0.9825825"),
+    ("(x)*(-1.5)", "x*-1.5"),
+    ("neg((x)*(x))", "neg(x*x)"),
+    ("(1e-05)*(sigmoid(x))", "1e-05*sigmoid(x)"),
+    ("0.7702739", "0.7702739"),
+])
+def test_tidy_expression_keeps_meaning_and_digits(raw, tidy):
+    assert tidy_expression(raw) == tidy
+    assert exprc.parse(tidy) is exprc.parse(raw)
+    xs = np.linspace(-6, 6, 101)
+    np.testing.assert_array_equal(evaluate(exprc.parse(tidy), xs), evaluate(exprc.parse(raw), xs))
+
+
+# -- files -------------------------------------------------------------------------------------------------------
+def _mappings(n=400, seed=0) -> Mappings:
+    rng = np.random.default_rng(seed)
+    layers = {}
+    for i, name in enumerate(["blocks.0.norm1", "blocks.0.norm2", "norm"]):
+        x = rng.normal(size=n).astype(np.float32) * (i + 1)
+        layers[name] = LayerMapping(x, np.tanh(x).astype(np.float32), 1e-6, (192,))
+    return Mappings(layers, "vit_tiny_patch16_224", {"seed": seed})
+
+
+def test_mappings_round_trip_and_paper_layout(tmp_path):
+    m = _mappings()
+    save_mappings(tmp_path / "m.npz", m)
+    back = load_mappings(tmp_path / "m.npz")
+    assert back.names() == m.names() and back.model == m.model and back.meta == {"seed": 0}
+    assert back.layers["norm"].eps == 1e-6 and back.layers["norm"].normalized_shape == (192,)
+    np.testing.assert_array_equal(back.layers["norm"].x, m.layers["norm"].x)
+    # the paper's extract_mappings.py writes LAYER_x / LAYER_y and nothing else
+    np.savez(tmp_path / "paper.npz", **{f"{k}_{s}": getattr(v, s) for k, v in m.layers.items() for s in "xy"})
+    paper = load_mappings(tmp_path / "paper.npz")
+    assert paper.names() == sorted(m.names()) and paper.layers["norm"].eps is None
+    np.testing.assert_array_equal(paper.layers["norm"].y, m.layers["norm"].y)
+
+
+def test_bad_mappings_file_is_a_user_error(tmp_path):
+    (tmp_path / "bad.npz").write_text("not a zip")
+    with pytest.raises(ExprcError, match="cannot read"):
+        load_mappings(tmp_path / "bad.npz")
+    np.savez(tmp_path / "empty.npz", other=np.zeros(3))
+    with pytest.raises(ExprcError, match="no layers"):
+        load_mappings(tmp_path / "empty.npz")
+
+
+def _front(seed, exprs, x, y, delta):
+    out = []
+    for c, text in enumerate(exprs):
+        f = lambda v, t=text: evaluate(exprc.parse(t), v)  # noqa: E731
+        s = score(f, x, y, delta)
+        out.append({"expr": text, "complexity": float(c), "nodes": 1, "train_fitness": s.fitness,
+                    "val_fitness": s.fitness, "mse": s.mse, "r2": s.r2, "seed": seed})
+    return out
+
+
+def test_finalize_summarize_and_write_a_layers_file(tmp_path):
+    m = _mappings()
+    config = SearchConfig(population=4, generations=1)
+    entries = {}
+    for name, lm in m.layers.items():
+        train, val = split_train_val(len(lm.x), 0.1, 0)
+        x, y = lm.x[val].astype(float), lm.y[val].astype(float)
+        fronts = {1: _front(1, ["x", "clip(x)", "tanh(x)"], x, y, 10.0),
+                  2: _front(2, ["0.5*x", "tanh(0.9*x)"], x, y, 10.0)}
+        entries[name] = finalize_layer(lm, fronts, config, "val", {1: 1.5, 2: 2.5})
+        assert entries[name]["expr"] == "tanh(x)" and entries[name]["seed"] == 1
+        assert entries[name]["r2"] == pytest.approx(1.0) and entries[name]["dyt"]["alpha"] == pytest.approx(1.0)
+        assert fronts_of(entries[name]) == fronts
+        assert [s["seconds"] for s in entries[name]["seeds"]] == [1.5, 2.5]
+    summary = summarize(entries)
+    assert summary["layers"] == 3 and summary["gp_seeds"]["seeds"] == 2
+    assert summary["gp"]["mean_r2"] == pytest.approx(1.0)
+    doc = layers_document(m.model, (-5.0, 5.0), entries, {"config": config.as_json()})
+    write_json_atomic(tmp_path / "layers.json", doc)
+    assert json.loads((tmp_path / "layers.json").read_text())["format"] == "exprc.layers/1"
+    assert not list(tmp_path.glob("*.tmp"))
+    layer_set = exprc.read_layers(tmp_path / "layers.json")
+    assert [layer.name for layer in layer_set] == list(m.layers)
+    table = alignment_table(doc)
+    assert "blocks.0.norm2" in table and "Table 1" in table and "Dynamic Tanh" in table
