@@ -149,3 +149,46 @@ def test_finalize_summarize_and_write_a_layers_file(tmp_path):
     assert [layer.name for layer in layer_set] == list(m.layers)
     table = alignment_table(doc)
     assert "blocks.0.norm2" in table and "Table 1" in table and "Dynamic Tanh" in table
+
+
+def test_missing_optional_dependency_is_a_user_error():
+    from exprc.gp.deps import require
+
+    require("evolve", ("numpy",), "gp")
+    with pytest.raises(ExprcError, match=r"pip install 'exprc\[gp\]'"):
+        require("evolve", ("numpy", "no_such_module_xyz"), "gp")
+
+
+def test_gp_commands_have_help_without_heavy_imports():
+    import subprocess
+    import sys
+
+    code = ("import sys; from exprc.cli import build_parser; h = build_parser().format_help(); "
+            "assert all(c in h for c in ('extract', 'evolve', 'plot')), h; "
+            "heavy = [m for m in ('jax', 'kozax', 'timm', 'matplotlib') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_finished_searches_survive_a_kill(tmp_path):
+    from dataclasses import replace
+
+    from exprc.gp import runner
+    from exprc.gp.search import SeedResult
+
+    save_mappings(tmp_path / "m.npz", _mappings())
+    m = load_mappings(tmp_path / "m.npz")
+    plan = runner.EvolvePlan(tmp_path / "m.npz", m, m.names(), [1, 2], SearchConfig(population=4, generations=1),
+                             "val", tmp_path / "layers.json", jobs=1)
+    results = runner._Results(plan, log=lambda s: None)
+    assert len(results.todo()) == 6
+    member = {"expr": "tanh(x)", "complexity": 23.0, "nodes": 2, "train_fitness": 0.1, "val_fitness": 0.1,
+              "mse": 0.0, "r2": 1.0, "seed": 1}
+    results.add("norm", SeedResult(1, [member], 1.0, 0.5))
+    with open(results.partial_path, "a") as f:
+        f.write('{"layer": "norm", "se')  # killed while writing the next record
+    again = runner._Results(plan, log=lambda s: None)  # a new run after the kill
+    assert ("norm", 1) not in again.todo() and len(again.todo()) == 5
+    assert again.fronts["norm"][1] == [member]
+    with pytest.raises(ExprcError, match="another search settings"):
+        runner._Results(replace(plan, config=SearchConfig(population=6, generations=1)), log=lambda s: None)

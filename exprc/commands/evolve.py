@@ -52,6 +52,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..gp.deps import require
+
+    require("evolve", ("jax", "kozax", "tqdm"), "gp")
+
     from pathlib import Path
 
     from ..errors import ExprcError

@@ -58,6 +58,10 @@ def parse_model_args(items: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..gp.deps import require
+
+    require("extract", ("torch", "timm", "PIL", "tqdm"), "timm")  # tqdm comes with timm (huggingface_hub)
+
     import numpy as np
     import torch
     from tqdm import tqdm

@@ -22,6 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..gp.deps import require
+
+    require("plot", ("matplotlib",), "bench")
+
     import json
 
     from ..errors import ExprcError
