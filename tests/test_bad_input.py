@@ -314,7 +314,8 @@ def test_bad_csv(tmp_path, text, words):
 
 def test_seed_not_in_file(tmp_path):
     text = "Layer,Run_Seed,Complexity_Rank,FLOPs,Train_MSE,Val_MSE,Expression\nn,1,0,1,0.1,0.1,x\nn,4,0,1,0.1,0.1,x\n"
-    assert "no rows with Run_Seed 3; seeds in the file: 1, 4" in read_error(write(tmp_path, "p.csv", text), seed=3).message
+    err = read_error(write(tmp_path, "p.csv", text), seed=3)
+    assert "no rows with Run_Seed 3; seeds in the file: 1, 4" in err.message
 
 
 def test_duplicate_layer_in_a_kozax_directory(tmp_path):

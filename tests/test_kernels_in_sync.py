@@ -40,6 +40,7 @@ def test_committed_kernels_equal_a_fresh_compile(tmp_path: Path) -> None:
         committed = {n: (ROOT / "kernels" / n).read_bytes() for n in listing}
     else:
         committed = {n: _committed(f"kernels/{n}") for n in listing}
-    assert set(fresh) == set(committed), "kernels/ is stale: rerun `exprc compile examples/vit_b16_paper.json -o kernels/`"
+    stale = "kernels/ is stale: rerun `exprc compile examples/vit_b16_paper.json -o kernels/`"
+    assert set(fresh) == set(committed), stale
     for name, data in fresh.items():
         assert committed[name] == data, f"kernels/{name} differs from a fresh compile"

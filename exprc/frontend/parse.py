@@ -45,7 +45,10 @@ class _Parser:
         lineno = getattr(node, "lineno", 1)
         start = self._col(lineno, getattr(node, "col_offset", 0))
         end_line = getattr(node, "end_lineno", lineno)
-        end = self._col(lineno, getattr(node, "end_col_offset", 0)) if end_line == lineno else len(self.lines[lineno - 1])
+        if end_line == lineno:
+            end = self._col(lineno, getattr(node, "end_col_offset", 0))
+        else:
+            end = len(self.lines[lineno - 1])
         return Span(lineno, start, max(end, start + 1))
 
     def error(self, msg: str, node: ast.AST) -> ExprcError:
@@ -126,7 +129,8 @@ class _Parser:
         if isinstance(inner, ast.UnaryOp) and isinstance(inner.op, (ast.USub, ast.UAdd)):
             sign = -1 if isinstance(inner.op, ast.USub) else 1
             inner = inner.operand
-        if not isinstance(inner, ast.Constant) or isinstance(inner.value, bool) or not isinstance(inner.value, (int, float)):
+        value = inner.value if isinstance(inner, ast.Constant) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.error("the exponent of ** must be a literal integer", node)
         v = inner.value * sign
         if isinstance(v, float) and not v.is_integer():
@@ -169,7 +173,8 @@ def parse(text: str, clip_bounds: tuple[float, float] = DEFAULT_CLIP) -> Node:
     if len(text) > MAX_LENGTH:
         raise ExprcError(f"expression is {len(text)} characters long; the limit is {MAX_LENGTH}")
     if "\x00" in text:
-        raise ExprcError("expression contains a NUL character", Span(1, text.index("\x00"), text.index("\x00") + 1), text)
+        at = text.index("\x00")
+        raise ExprcError("expression contains a NUL character", Span(1, at, at + 1), text)
     lo, hi = clip_bounds
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise ExprcError(f"clip bounds must be finite numbers with lo < hi, found {clip_bounds!r}")
