@@ -1,4 +1,4 @@
-"""Every generated element-wise kernel compiles for real (sm_90 and sm_80, no GPU needed), without spills, with
+"""The element-wise kernel with every generated expression compiles for real (sm_90 and sm_80, no GPU needed), without spills, with
 16-byte vector loads of x, w and b and 16-byte stores, and with `tanh.approx.f32` exactly in fast mode.
 
 The interpreter accepts code the real compiler rejects (and never runs the inline PTX of fast mode), so this is
@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 
 from exprc.codegen.compile_check import compile_elementwise
-from exprc.codegen.elementwise import kernel_file_name
-from exprc.codegen.package_writer import build_package
+from exprc.compiler import compile_expr, expression_module
 from exprc.frontend.layer_files import read_layers
 from exprc.ir import Op
 from exprc.passes.pipeline import optimize
-from exprc.runtime.kernel_module import import_kernel_source
+from exprc.runtime.kernels.support import is_interpreted
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = read_layers(ROOT / "examples" / "vit_b16_paper.json")
@@ -26,24 +25,17 @@ CASES = [(mode, arch) for mode in ("precise", "fast") for arch in (90, 80)] + [(
 
 
 @pytest.fixture(scope="module")
-def compiled_modules(tmp_path_factory) -> dict[tuple[str, str], object]:
-    """(mode, layer name) -> generated module, imported in compiled (not interpreted) mode."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("TRITON_INTERPRET", raising=False)
-        out = {}
-        for mode in ("precise", "fast", "horner"):
-            files = build_package(PAPER, mode, epilogue=False)
-            for layer in PAPER:
-                name = kernel_file_name(optimize(layer.ir, mode).root)
-                out[mode, layer.name] = import_kernel_source(tmp_path_factory.getbasetemp() / name, files[name])
-    return out
+def compiled_modules() -> dict[tuple[str, str], object]:
+    """(mode, layer name) -> generated expression module, imported in compiled (not interpreted) mode."""
+    return {(mode, layer.name): expression_module(compile_expr(layer.ir, mode), interpreted=False)
+            for mode in ("precise", "fast", "horner") for layer in PAPER}
 
 
 @pytest.mark.parametrize("mode, arch", CASES, ids=[f"{m}-sm{a}" for m, a in CASES])
 @pytest.mark.parametrize("layer", list(PAPER), ids=lambda layer: layer.name)
 def test_paper_kernel_compiles(compiled_modules, layer, mode, arch) -> None:
     module = compiled_modules[mode, layer.name]
-    assert not module.INTERPRETING
+    assert not is_interpreted(module.expr_fn)
     k = compile_elementwise(module, arch=arch, storage="float32", fast_asm=True)
     assert k.stack == 0, f"spills: {k.stack} bytes of stack ({k.registers} registers)"
     assert k.count(r"ld\.global\.v4\.b32") == 3 * ELEMENTS_PER_THREAD // 4  # x, w, b: 16-byte vectors

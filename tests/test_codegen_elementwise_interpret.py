@@ -1,4 +1,4 @@
-"""The generated element-wise kernels, run by Triton's interpreter on CPU, against the float64 numpy reference.
+"""The element-wise kernel with every generated expression, run by Triton's interpreter on CPU, against the float64 numpy reference.
 
 Every paper expression in every mode on random inputs and on 0, +-1e-30, +-1e30, +-3e38, +-inf and NaN: NaN in,
 NaN out; no NaN from a finite input; where the float64 result overflows f32 the kernel gives the f32-rounded
@@ -15,12 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from exprc.codegen.elementwise import kernel_file_name
-from exprc.codegen.package_writer import build_package
+from exprc.compiler import compile_expr, expression_module
 from exprc.frontend.layer_files import read_layers
 from exprc.ir import evaluate
-from exprc.passes.pipeline import optimize
-from exprc.runtime.kernel_module import import_kernel_source
+from exprc.runtime.expr_norm import eager_norm
+from exprc.runtime.kernels import family_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = read_layers(ROOT / "examples" / "vit_b16_paper.json")
@@ -42,19 +41,16 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 
 @pytest.fixture(scope="module")
-def modules(tmp_path_factory) -> dict[tuple[str, str], object]:
-    """(mode, layer name) -> the generated module, imported under TRITON_INTERPRET=1."""
+def modules() -> dict[tuple[str, str], object]:
+    """(mode, layer name) -> the generated expression module, imported for Triton's interpreter."""
     import triton.language  # noqa: F401  (imported outside the interpreter, see conftest.triton_interpret)
 
-    out = {}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TRITON_INTERPRET", "1")
-        for mode in TOL:
-            files = build_package(PAPER, mode, epilogue=False)
-            for layer in PAPER:
-                name = kernel_file_name(optimize(layer.ir, mode).root)
-                out[mode, layer.name] = import_kernel_source(tmp_path_factory.getbasetemp() / name, files[name])
-    return out
+    return {(mode, layer.name): expression_module(compile_expr(layer.ir, mode), interpreted=True)
+            for mode in TOL for layer in PAPER}
+
+
+def apply(mod, x, w, b, out=None):
+    return family_for("elementwise", mod).apply(mod, x, w, b, out=out)
 
 
 def _round_to(values: np.ndarray, dtype: torch.dtype) -> np.ndarray:
@@ -78,7 +74,7 @@ def assert_matches(y: np.ndarray, ref: np.ndarray, x: np.ndarray, tol: float, st
 @pytest.mark.parametrize("mode", list(TOL))
 @pytest.mark.parametrize("layer", list(PAPER), ids=lambda layer: layer.name)
 def test_paper_expression_f32(modules, layer, mode) -> None:
-    y = modules[mode, layer.name].apply(torch.from_numpy(X), torch.ones(D), torch.zeros(D))
+    y = apply(modules[mode, layer.name], torch.from_numpy(X), torch.ones(D), torch.zeros(D))
     assert y.dtype == torch.float32 and y.shape == X.shape
     assert_matches(y.double().numpy(), evaluate(layer.ir, X.astype(np.float64)), X, TOL[mode])
 
@@ -88,7 +84,7 @@ def test_paper_expression_f32(modules, layer, mode) -> None:
 def test_paper_expression_half_storage(modules, layer, storage) -> None:
     """Half storage: the reference of the rounded input, rounded to the storage type, within 2 of its ulps."""
     x = torch.from_numpy(X).to(storage)
-    y = modules["precise", layer.name].apply(x, torch.ones(D, dtype=storage), torch.zeros(D, dtype=storage))
+    y = apply(modules["precise", layer.name], x, torch.ones(D, dtype=storage), torch.zeros(D, dtype=storage))
     assert y.dtype == storage
     xr = x.double().numpy()
     ref = evaluate(layer.ir, xr)
@@ -112,21 +108,21 @@ def test_affine_and_shapes(modules) -> None:
     x = torch.from_numpy(rng.normal(0, 3, (3, 17, D)).astype(np.float32))
     f = evaluate(layer.ir, x.double().numpy())
     ref = f * w.double().numpy() + b.double().numpy()
-    y = mod.apply(x, w, b)
-    assert y.shape == x.shape and x.numel() > 2 * mod.launch_config(x.numel(), 4)[0]
+    y = apply(mod, x, w, b)
+    assert y.shape == x.shape and x.numel() > 2 * family_for("elementwise", mod).launch_config(x.numel(), 4)[0]
     assert np.all(np.abs(y.double().numpy() - ref) <= 1e-5 * (1 + np.abs(f)) * (1 + np.abs(w.double().numpy())))
     xt = x.transpose(0, 1)  # non-contiguous: same values, other layout
-    assert torch.equal(mod.apply(xt, w, b), y.transpose(0, 1))
+    assert torch.equal(apply(mod, xt, w, b), y.transpose(0, 1))
     out = torch.empty(17, 3, D).transpose(0, 1)  # a non-contiguous out= is filled too
-    assert mod.apply(x, w, b, out=out) is out and torch.equal(out, y)
-    assert mod.apply(x[:0], w, b).shape == (0, 17, D)
-    assert torch.allclose(mod.apply_torch(x, w, b), y, rtol=1e-5, atol=1e-5)
+    assert apply(mod, x, w, b, out=out) is out and torch.equal(out, y)
+    assert apply(mod, x[:0], w, b).shape == (0, 17, D)
+    assert torch.allclose(eager_norm(mod, x, w, b), y, rtol=1e-5, atol=1e-5)
 
 
 def test_apply_rejects_bad_arguments(modules) -> None:
     mod = modules["precise", next(iter(PAPER)).name]
     x = torch.zeros(2, D)
     with pytest.raises(ValueError, match="last dimensions"):
-        mod.apply(x, torch.ones(D + 1), torch.zeros(D + 1))
+        apply(mod, x, torch.ones(D + 1), torch.zeros(D + 1))
     with pytest.raises(TypeError, match="float32, bfloat16 or float16"):
-        mod.apply(x.double(), torch.ones(D), torch.zeros(D))
+        apply(mod, x.double(), torch.ones(D), torch.zeros(D))

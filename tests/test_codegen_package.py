@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from exprc.codegen import package_writer, replace_dir
-from exprc.codegen.package_writer import FORMAT, build_package, write_package
+from exprc import compiler
+from exprc.codegen import replace_dir
+from exprc.codegen.package_writer import FORMAT
+from exprc.compiler import build_package, write_package
 from exprc.errors import ExprcError
 from exprc.frontend.layer_files import read_layers
 from exprc.frontend.layer_set import Layer, LayerSet
@@ -42,8 +44,9 @@ def test_manifest_describes_the_package(paper, tmp_path) -> None:
     for name, digest in manifest["files"].items():
         assert hashlib.sha256(files[name]).hexdigest() == digest
     for entry in manifest["layers"]:
-        assert entry["kernel"] in files and entry["kernel"].startswith("ew_")
+        assert entry["kernel"] in files and entry["kernel"].startswith("e_")
         assert entry["cost"]["flops_paper"] >= entry["cost"]["flops_optimized"] >= 0
+        assert entry["placement"] in ("epilogue", "prologue", "standalone") and entry["reason"]
     assert sum(e["cost"]["flops_paper"] for e in manifest["layers"]) == 474
     text = files[manifest["layers"][0]["kernel"]].decode()
     assert json.dumps(paper.layers["blocks.0.norm1"].expr) in text  # the header names the source expression
@@ -51,7 +54,7 @@ def test_manifest_describes_the_package(paper, tmp_path) -> None:
 
 def test_identical_lowered_ir_shares_one_file(tmp_path) -> None:
     ls = read_layers({"a": "2*x", "b": "x*2", "c": "x+x", "d": "tanh(x)"})
-    manifest = json.loads(build_package(ls, epilogue=False)["manifest.json"])
+    manifest = json.loads(build_package(ls)["manifest.json"])
     kernels = {e["name"]: e["kernel"] for e in manifest["layers"]}
     assert kernels["a"] == kernels["b"] != kernels["d"]
     assert len(manifest["files"]) == len(set(kernels.values()))
@@ -66,8 +69,6 @@ def test_output_is_deterministic(paper, tmp_path) -> None:
 
 def test_committed_kernels_match_a_fresh_compile(paper, tmp_path) -> None:
     committed = ROOT / "kernels"
-    if not (committed / "manifest.json").exists():
-        pytest.skip("no committed kernels/ directory yet")
     mode = json.loads((committed / "manifest.json").read_text())["options"]["mode"]
     assert snapshot(write_package(paper, tmp_path / "fresh", mode=mode)) == snapshot(committed)
 
@@ -102,7 +103,7 @@ def test_failure_while_generating_leaves_the_old_directory_whole(paper, tmp_path
             raise RuntimeError("generator bug (simulated)")
         return "# generated\n"
 
-    monkeypatch.setattr(package_writer, "generate_elementwise_source", broken)
+    monkeypatch.setattr(compiler.CompiledExpr, "source", broken)
     with pytest.raises(RuntimeError, match="simulated"):
         write_package(paper, out)
     assert snapshot(out) == before
@@ -140,7 +141,7 @@ def test_layer_names_never_reach_generated_code(tmp_path) -> None:
     ls = LayerSet({name: Layer(name, text, parse(text)) for name, text in zip(evil, texts, strict=True)})
     out = write_package(ls, tmp_path / "kernels")
     files = snapshot(out)
-    assert all(name.startswith("ew_") or name.startswith("mm_") or name == "manifest.json" for name in files)
+    assert all(name.startswith("e_") or name == "manifest.json" for name in files)
     for name, data in files.items():
         if name.endswith(".py"):
             compile(data, name, "exec")  # still valid Python

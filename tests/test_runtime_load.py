@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import exprc
-from exprc.codegen.package_writer import write_package
+from exprc.compiler import write_package
 from exprc.errors import ExprcError
 from exprc.frontend.layer_files import read_layers
 from exprc.ir import evaluate
@@ -46,7 +46,7 @@ def test_loads_one_module_per_layer(kernels) -> None:
         assert isinstance(norm, exprc.ExprNorm) and norm.expr_text == LAYERS[name]
         ref = evaluate(exprc.parse(LAYERS[name]), x.double().numpy())
         np.testing.assert_allclose(norm(x).detach().double().numpy(), ref, rtol=1e-5, atol=1e-5)
-    assert norms.manifest["format"] == "exprc.kernels/1" and norms.path == kernels
+    assert norms.manifest["format"] == "exprc.kernels/2" and norms.path == kernels
 
 
 def test_layernorm_state_dict_loads_into_lazy_norms(kernels) -> None:
@@ -78,7 +78,7 @@ def test_refuses_a_missing_directory_or_manifest(tmp_path, kernels) -> None:
         exprc.load(kernels)
 
 
-@pytest.mark.parametrize("fmt", ["exprc.kernels/2", "exprc.layers/1", None])
+@pytest.mark.parametrize("fmt", ["exprc.kernels/1", "exprc.kernels/3", "exprc.layers/1", None])
 def test_refuses_another_format(kernels, fmt) -> None:
     m = _manifest(kernels)
     m["format"] = fmt
@@ -121,7 +121,7 @@ def test_refuses_file_names_outside_the_directory(kernels, bad) -> None:
 
 def test_refuses_layers_that_name_unlisted_files(kernels) -> None:
     m = _manifest(kernels)
-    m["layers"][0]["kernel"] = "ew_0000000000000000.py"
+    m["layers"][0]["kernel"] = "e_0000000000000000.py"
     _rewrite_manifest(kernels, m)
     with pytest.raises(ExprcError, match="bad layer entry"):
         exprc.load(kernels)

@@ -1,4 +1,4 @@
-"""Compile a generated element-wise kernel for a GPU architecture without a GPU, and read what it became.
+"""Compile the kernels with a generated expression for a GPU architecture without a GPU, and read what they became.
 
 `triton.compile(ASTSource(...), target=GPUTarget("cuda", 90, 32))` produces PTX and a cubin on any machine;
 the `cuobjdump` shipped in Triton's wheel reads registers and stack (spills) per kernel from the cubin.
@@ -51,27 +51,84 @@ def resource_usage(cubin: bytes) -> tuple[int | None, int | None]:
     return (int(reg.group(1)) if reg else None), (int(stack.group(1)) if stack else None)
 
 
-def compile_elementwise(module: ModuleType, *, arch: int = 90, storage: str = "float32", fast_asm: bool = True,
-                        block: int | None = None, num_warps: int = 4, index_bits: int = 32) -> CompiledKernel:
-    """Compile `module.expr_norm_kernel` of a generated element-wise module for sm_`arch`.
-
-    `block=None` takes BLOCK and num_warps from the module's `launch_config`. Pointers and sizes are declared
-    16-divisible, as Triton specializes them at launch for aligned tensors with a multiple-of-16 element count
-    and width (ViT's 768, LLMs' 4096).
-    """
+def compile_kernel(kernel, signature: dict[str, str], constexprs: dict, aligned: set[str], *, arch: int,
+                   num_warps: int, num_stages: int | None = None) -> CompiledKernel:
+    """Compile the jit function `kernel` for sm_`arch` without a GPU. `signature`: Triton type of every runtime
+    argument by name; `constexprs`: value of every constexpr argument (`F` included); `aligned`: arguments
+    declared 16-divisible, as Triton specializes them at launch for aligned tensors and ViT/LLM widths."""
     import triton
     from triton.backends.compiler import GPUTarget
 
+    names = kernel.arg_names
+    signature = {**signature, **{name: "constexpr" for name in constexprs}}
+    attrs = {(names.index(name),): [["tt.divisibility", 16]] for name in aligned}
+    src = triton.compiler.ASTSource(fn=kernel, signature=signature, constexprs=constexprs, attrs=attrs)
+    options = {"num_warps": num_warps} if num_stages is None else {"num_warps": num_warps, "num_stages": num_stages}
+    compiled = triton.compile(src, target=GPUTarget("cuda", arch, 32), options=options)
+    registers, stack = resource_usage(compiled.asm["cubin"])
+    return CompiledKernel(arch, compiled.asm["ptx"], compiled.asm["cubin"], registers, stack)
+
+
+def _compiled_family(name: str, expr: ModuleType) -> ModuleType:
+    from ..runtime.kernels import family
+    from ..runtime.kernels.support import is_interpreted
+
+    if is_interpreted(expr.expr_fn):
+        raise ValueError(f"{expr.__name__} was imported under TRITON_INTERPRET=1: import it compiled to compile it")
+    return family(name, interpreted=False)
+
+
+def compile_elementwise(expr: ModuleType, *, arch: int = 90, storage: str = "float32", fast_asm: bool = True,
+                        block: int | None = None, num_warps: int = 4, index_bits: int = 32) -> CompiledKernel:
+    """Compile the element-wise kernel with the expression module `expr` for sm_`arch`.
+
+    `block=None` takes BLOCK and num_warps from the launcher's `launch_config`. Pointers and sizes are declared
+    16-divisible, as Triton specializes them at launch for aligned tensors with a multiple-of-16 element count
+    and width (ViT's 768, LLMs' 4096).
+    """
+    kernels = _compiled_family("elementwise", expr)
     t = STORAGE[storage]
     if block is None:  # what the launcher picks
-        block, num_warps = module.launch_config(1 << 20, {"fp32": 4}.get(t, 2))
+        block, num_warps = kernels.launch_config(1 << 20, {"fp32": 4}.get(t, 2))
     n = "i64" if index_bits == 64 else "i32"
-    signature = {"x_ptr": f"*{t}", "w_ptr": f"*{t}", "b_ptr": f"*{t}", "y_ptr": f"*{t}", "n_elements": n,
-                 "D": "i32", "FAST_ASM": "constexpr", "BLOCK": "constexpr"}
-    attrs = {(i,): [["tt.divisibility", 16]] for i in range(6)}
-    src = triton.compiler.ASTSource(fn=module.expr_norm_kernel, signature=signature,
-                                    constexprs={"FAST_ASM": fast_asm, "BLOCK": block}, attrs=attrs)
-    compiled = triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": num_warps})
-    cubin = compiled.asm["cubin"]
-    registers, stack = resource_usage(cubin)
-    return CompiledKernel(arch, compiled.asm["ptx"], cubin, registers, stack)
+    signature = {"x_ptr": f"*{t}", "w_ptr": f"*{t}", "b_ptr": f"*{t}", "y_ptr": f"*{t}", "n_elements": n, "D": "i32"}
+    return compile_kernel(kernels.expr_norm_kernel, signature,
+                          {"F": expr.expr_fn, "FAST_ASM": fast_asm, "BLOCK": block},
+                          {"x_ptr", "w_ptr", "b_ptr", "y_ptr", "n_elements", "D"}, arch=arch, num_warps=num_warps)
+
+
+EPILOGUE_FLAGS = {"HAS_BIAS": True, "HAS_SCALE": False, "HAS_RESIDUAL": True, "WRITE_R": True, "HAS_NORM_W": True,
+                  "HAS_NORM_B": True}
+
+
+def _compile_matmul(family_name: str, kernel_name: str, expr: ModuleType, flags: dict, *, arch: int, storage: str,
+                    config) -> CompiledKernel:
+    kernels = _compiled_family(family_name, expr)
+    signature = {name: f"*{STORAGE[storage]}" for name in kernels.POINTERS}
+    signature.update(M="i32", N="i32", K="i32", M_BUCKET="i32")
+    constexprs = {"F": expr.expr_fn, "FAST_ASM": True, "INPUT_PRECISION": "ieee", "EVEN_K": True,
+                  "DOT_IN_F32": False, **flags, **config.meta()}
+    # M stays unconstrained: ViT's token counts are ragged
+    return compile_kernel(getattr(kernels, kernel_name), signature, constexprs,
+                          set(kernels.POINTERS) | {"N", "K", "M_BUCKET"}, arch=arch, num_warps=config.num_warps,
+                          num_stages=config.num_stages)
+
+
+def compile_epilogue(expr: ModuleType, *, arch: int = 90, storage: str = "bfloat16", config=None,
+                     **flags: bool) -> CompiledKernel:
+    """Compile the matmul-epilogue kernel with the expression module `expr` for sm_`arch` (`flags` override
+    EPILOGUE_FLAGS; `config` a `tiles.TileConfig`, default the first of MATMUL_CONFIGS)."""
+    from ..runtime.kernels.tiles import MATMUL_CONFIGS
+
+    return _compile_matmul("matmul_epilogue", "fused_linear_epilogue", expr, {**EPILOGUE_FLAGS, **flags}, arch=arch,
+                           storage=storage, config=config or MATMUL_CONFIGS[0])
+
+
+def compile_prologue(expr: ModuleType, *, arch: int = 90, storage: str = "bfloat16", config=None,
+                     has_bias: bool = True) -> CompiledKernel:
+    """Compile the matmul-prologue kernel with the expression module `expr` for sm_`arch` (`config` default: the
+    first of PROLOGUE_CONFIGS)."""
+    from ..runtime.kernels.tiles import PROLOGUE_CONFIGS
+
+    return _compile_matmul("matmul_prologue", "fused_prologue_linear", expr, {"HAS_BIAS": has_bias}, arch=arch,
+                           storage=storage, config=config or PROLOGUE_CONFIGS[0])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from ..ir import F32, Node
 from .op_table import emit_statements
+from .source_lines import wrap_lines
 from .torch_ops import TORCH_OPS, tensor_const
 
 INDENT = "    "
@@ -25,4 +26,4 @@ def emit_torch_function(root: Node, name: str = "expr_torch") -> str:
         raise ValueError(f"an expression must produce f32, got {root.dtype.value}")
     lines, result = emit_statements(root, TORCH_OPS, tensor_const)
     body = [INDENT + line for line in lines] + [f"{INDENT}return {result}"]
-    return "\n".join([f"def {name}(x):", *body]) + "\n"
+    return wrap_lines("\n".join([f"def {name}(x):", *body])) + "\n"

@@ -10,31 +10,18 @@
 One statement per IR node in topological order, temporaries `tmp0, tmp1, ...`, constants inlined as f32
 literals, every op written by the table in `triton_ops.py`. `x` is an f32 tensor of any shape (a 1-D block in
 the element-wise kernel, a 2-D tile in the matmul epilogue); the result is an f32 tensor of the same shape.
-The module that holds the function starts with `PRELUDE`.
+The module that holds the function imports `triton`, `triton.language as tl` and, when the code calls it,
+`libdevice` (see `expr_module.py`).
 """
 
 from __future__ import annotations
 
 from ..ir import BOOL, F32, I32, Node
 from .op_table import emit_statements
+from .source_lines import wrap_lines
 from .triton_ops import TRITON_OPS, f32_from_bits, f32_literal
 
 INDENT = "    "
-
-# The imports a module holding generated jit functions needs. Triton's interpreter (TRITON_INTERPRET=1) cannot
-# run libdevice calls, so under it `libdevice` names numpy stand-ins with the same signatures. INTERPRETING is
-# read once, at import, as Triton reads TRITON_INTERPRET when `@triton.jit` runs.
-PRELUDE = '''\
-import os
-
-import triton
-import triton.language as tl
-from triton.language.extra import libdevice
-
-INTERPRETING = os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "yes", "on", "y")
-if INTERPRETING:
-    from exprc.codegen import interpreter_libdevice as libdevice  # noqa: F811
-'''
 
 
 def tensor_const(node: Node, x: str) -> str:
@@ -48,19 +35,10 @@ def tensor_const(node: Node, x: str) -> str:
     return f"tl.full({x}.shape, {bool(node.arg)}, tl.int1)"
 
 
-def emit_expr_body(root: Node, x: str = "x", prefix: str = "tmp") -> tuple[list[str], str]:
-    """The statements computing `root` from the f32 tensor named `x`, and the text of the result.
-
-    For kernel templates that inline the expression instead of calling the jit function (they must define
-    `FAST_ASM` as a constexpr when the IR has fast-mode ops).
-    """
-    return emit_statements(root, TRITON_OPS, tensor_const, x, prefix)
-
-
 def emit_expr_function(root: Node, name: str = "expr_fn") -> str:
     """Python source of `@triton.jit def {name}(x, FAST_ASM: tl.constexpr)` returning f(x) as f32."""
     if root.dtype is not F32:
         raise ValueError(f"an expression must produce f32, got {root.dtype.value}")
-    lines, result = emit_expr_body(root)
+    lines, result = emit_statements(root, TRITON_OPS, tensor_const)
     body = [INDENT + line for line in lines] + [f"{INDENT}return {result}"]
-    return "\n".join(["@triton.jit", f"def {name}(x, FAST_ASM: tl.constexpr):", *body]) + "\n"
+    return wrap_lines("\n".join(["@triton.jit", f"def {name}(x, FAST_ASM: tl.constexpr):", *body])) + "\n"

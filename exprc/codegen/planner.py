@@ -9,16 +9,14 @@
 The prologue wins when the FLOPs it adds (f's cost times the extra N-tiles) cost less time than the bytes it
 saves (y written and read back). Time is compared through the machine balance FLOPS_PER_BYTE: H100 SXM runs about
 67 TFLOP/s of f32 arithmetic on its CUDA cores against 3.35 TB/s of HBM3, so one byte costs about 20 FLOPs. f's
-cost is the cost model's optimized count (`exprc.cost.flops_optimized`, the paper's conventions).
+cost is the cost model's optimized count (`exprc.cost.flops_optimized`, the paper's conventions), which
+`exprc.compiler` computes and passes in.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping
-
-from ..ir import Node
 
 FLOPS_PER_BYTE = 20  # f32 FLOP/s on CUDA cores / memory bytes/s (H100 SXM)
 PROLOGUE_BLOCK_N = 128  # the consumer's tile width assumed for the recomputation count
@@ -32,23 +30,15 @@ class Plan:
     flops: int = 0  # f's cost per element (cost model)
 
 
-def expression_flops(root: Node) -> int:
-    """f's FLOPs per element after optimization (the cost model's count)."""
-    from ..cost import flops_optimized
-
-    return int(flops_optimized(root))
-
-
-def plan_layer(root: Node, *, has_producer: bool = True, consumer_n: int | None = None, storage_bytes: int = 2,
+def plan_layer(flops: int, *, has_producer: bool = True, consumer_n: int | None = None, storage_bytes: int = 2,
                block_n: int = PROLOGUE_BLOCK_N) -> Plan:
     """Pick epilogue, prologue or standalone for one norm layer.
 
-    root: the layer's IR (as parsed; the cost model optimizes it). has_producer: the norm's input comes straight
-    from a Linear (+ residual) whose epilogue can take f. consumer_n: out_features of the one Linear that reads
-    the norm's output, or None when something else reads it. storage_bytes: bytes per activation (2 for bf16/f16,
-    4 for f32).
+    flops: f's cost per element after optimization (the cost model's `flops_optimized`). has_producer: the norm's
+    input comes straight from a Linear (+ residual) whose epilogue can take f. consumer_n: out_features of the one
+    Linear that reads the norm's output, or None when something else reads it. storage_bytes: bytes per
+    activation (2 for bf16/f16, 4 for f32).
     """
-    flops = expression_flops(root)
     if consumer_n is not None:
         n_tiles = max(1, math.ceil(consumer_n / block_n))
         extra = flops * (n_tiles - 1)
@@ -68,27 +58,29 @@ def plan_layer(root: Node, *, has_producer: bool = True, consumer_n: int | None 
                               "consumes the output: the element-wise kernel runs", flops)
 
 
-def vit_layer_context(name: str, dim: int, mlp_hidden: int) -> tuple[bool, int | None]:
-    """(has_producer, consumer_n) of a timm VisionTransformer norm: `blocks.{i}.norm1` (read by qkv, produced by
-    the previous block's fc2 except in block 0), `blocks.{i}.norm2` (read by fc1, produced by attn.proj), `norm`
-    (produced by the last fc2, read by pooling and the head)."""
-    parts = name.split(".")
-    if len(parts) == 3 and parts[0] == "blocks" and parts[1].isdigit():
-        if parts[2] == "norm1":
-            return int(parts[1]) > 0, 3 * dim
-        if parts[2] == "norm2":
-            return True, mlp_hidden
-    if name == "norm":
-        return True, None
-    return False, None
+@dataclass(frozen=True)
+class ViTContext:
+    """Where the norms of a timm VisionTransformer sit: `blocks.{i}.norm1` (read by qkv, 3*dim wide; produced by
+    the previous block's fc2 except in block 0), `blocks.{i}.norm2` (read by fc1, mlp_hidden wide; produced by
+    attn.proj), `norm` (produced by the last fc2, read by pooling and the head). Any other name: standalone.
+    Defaults: ViT-B/16 (dim 768, mlp_hidden 4*dim), bf16 activations."""
 
+    dim: int = 768
+    mlp_hidden: int | None = None
+    storage_bytes: int = 2
 
-def plan_vit(layers: Mapping[str, Node], dim: int = 768, mlp_hidden: int | None = None,
-             storage_bytes: int = 2) -> dict[str, Plan]:
-    """A plan for every layer of a timm ViT (default widths: ViT-B/16), keyed by layer name."""
-    hidden = 4 * dim if mlp_hidden is None else mlp_hidden
-    plans = {}
-    for name, root in layers.items():
-        has_producer, consumer_n = vit_layer_context(name, dim, hidden)
-        plans[name] = plan_layer(root, has_producer=has_producer, consumer_n=consumer_n, storage_bytes=storage_bytes)
-    return plans
+    def site(self, name: str) -> tuple[bool, int | None]:
+        """(has_producer, consumer_n) of the norm called `name`."""
+        parts = name.split(".")
+        if len(parts) == 3 and parts[0] == "blocks" and parts[1].isdigit():
+            if parts[2] == "norm1":
+                return int(parts[1]) > 0, 3 * self.dim
+            if parts[2] == "norm2":
+                return True, self.mlp_hidden if self.mlp_hidden is not None else 4 * self.dim
+        if name == "norm":
+            return True, None
+        return False, None
+
+    def as_dict(self) -> dict[str, int]:
+        return {"dim": self.dim, "mlp_hidden": self.mlp_hidden if self.mlp_hidden is not None else 4 * self.dim,
+                "storage_bytes": self.storage_bytes}

@@ -22,17 +22,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ExprcError
-    from ..passes.pipeline import optimize
+    from ..compiler import compile_layers
 
     ls = read_layer_file(args)
-    distinct = set()
-    for layer in ls:
-        try:
-            distinct.add(id(optimize(layer.ir, args.mode).root))
-        except ExprcError as e:
-            raise e.with_where(f"{ls.source}: layer {layer.name!r}") from None
+    artifact = compile_layers(ls, args.mode)
     if not args.quiet:
         model = f" for {ls.model}" if ls.model else ""
-        out(f"ok: {len(ls)} layers{model}, {len(distinct)} distinct kernels ({args.mode} mode), clip {list(ls.clip)}")
+        out(f"ok: {len(ls)} layers{model}, {len(artifact.kernels)} distinct kernels ({args.mode} mode), "
+            f"clip {list(ls.clip)}")
     return 0

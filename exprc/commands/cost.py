@@ -25,15 +25,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cost import dyt_flops, flops_optimized, flops_paper, layernorm_flops, read_bytes_per_token
+    from ..compiler import compile_layers
+    from ..cost import dyt_flops, layernorm_flops, read_bytes_per_token
     from ..errors import ExprcError
 
     if args.d <= 0:
         raise ExprcError(f"--d must be a positive integer, got {args.d}")
     ls = read_layer_file(args)
     d, n = args.d, len(ls)
-    rows = [{"name": L.name, "expr": L.expr, "flops_paper": flops_paper(L.ir), "flops_optimized": flops_optimized(L.ir)}
-            for L in ls]
+    rows = [{"name": la.name, "expr": la.expr, "flops_paper": la.compiled.cost["flops_paper"],
+             "flops_optimized": la.compiled.cost["flops_optimized"]} for la in compile_layers(ls).layers]
     tp, to = sum(r["flops_paper"] for r in rows), sum(r["flops_optimized"] for r in rows)
     result = {
         "source": ls.source, "d": d, "layers": rows,

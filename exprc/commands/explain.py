@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_layers_arguments, add_mode_argument, out, pick_layers, read_layer_file
+from ._common import (add_context_arguments, add_layers_arguments, add_mode_argument, context_from, out, pick_layers,
+                      read_layer_file)
 
 HELP = "show the IR after every pass, node counts, times and the generated Triton code"
 DESCRIPTION = """For each layer (or the ones named with --layer), print the expression, the IR after every pass
 of the pipeline with its node count and time, the rules that fired (--trace), each node's value range (--ranges),
-the fusion plan (matmul epilogue, prologue of the consuming Linear, or standalone, and why) and the generated
-Triton function.
+the fusion plan (matmul epilogue, prologue of the consuming Linear, or standalone, and why: what `exprc compile`
+writes into manifest.json) and the generated Triton function. The FLOPs shown are those of the code of the mode
+shown (`exprc cost` gives the paper's optimized count).
 
 examples:
   exprc explain examples/vit_b16_paper.json --layer blocks.8.norm1 --mode horner
@@ -26,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace", action="store_true", help="list the rewrite rules that fired in each pass")
     p.add_argument("--ranges", action="store_true", help="annotate the final IR with each node's value range")
     p.add_argument("--no-code", action="store_true", help="do not print the generated code")
-    p.add_argument("--d", type=int, default=768, help="model width for the fusion plan (default 768, ViT-B)")
+    add_context_arguments(p)
 
 
 def _ir_with_ranges(root) -> str:
@@ -40,39 +42,38 @@ def _ir_with_ranges(root) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cost import dag_flops, flops_optimized, flops_paper
+    from ..compiler import compile_expr, compile_layers
     from ..errors import ExprcError
     from ..ir import print_ir
-    from ..passes.pipeline import optimize
 
     ls = read_layer_file(args)
-    names = {s.name for s in optimize(next(iter(ls)).ir, args.mode).stages} if len(ls) else set()
+    artifact = compile_layers(ls, args.mode, context_from(args))
+    chosen = pick_layers(ls, args.layer)
+    names = {s.name for s in artifact.layers[0].compiled.result.stages} if artifact.layers else set()
     for want in args.print_after or ():
         if want not in names:
             raise ExprcError(f"--print-after {want!r}: no such pass; passes are {', '.join(sorted(names))}")
-    from ..codegen.planner import plan_vit
-
-    chosen = pick_layers(ls, args.layer)
-    plans = plan_vit({layer.name: layer.ir for layer in chosen}, dim=args.d)
     for layer in chosen:
-        res = optimize(layer.ir, args.mode, trace=args.trace)
+        planned = artifact.layer(layer.name)
+        compiled = compile_expr(layer.ir, args.mode, trace=args.trace) if args.trace else planned.compiled
+        res, cost = compiled.result, compiled.cost
         out(f"=== layer {layer.name}: {layer.expr}")
-        out(f"    FLOPs per element: {flops_paper(layer.ir)} as written, {flops_optimized(layer.ir)} optimized "
-            f"(paper conventions); lowered IR: {res.stages[-1].nodes} nodes, {dag_flops(res.root)} ops")
+        out(f"    FLOPs per element (paper conventions): {cost['flops_paper']} as written, {cost['flops_code']} in "
+            f"the {args.mode} code below ({res.stages[-1].nodes} IR nodes)")
         for st in res.stages:
             if args.print_after and st.name not in args.print_after:
                 continue
             out(f"--- after {st.name}: {st.nodes} nodes, {st.seconds * 1e3:.2f} ms")
-            if args.trace and st.fired:
-                for f in st.fired:
+            if args.trace:
+                for f in st.fired or ():
                     out(f"    fired: {f}")
+                if st.fired is not None and not st.fired:
+                    out("    (no rule fired)")
             out(_ir_with_ranges(st.root) if args.ranges and st is res.stages[-1] else print_ir(st.root))
-        plan = plans[layer.name]
-        out(f"--- fusion plan (timm ViT context, d={args.d}): {plan.kind}: {plan.reason}")
+        plan, ctx = planned.plan, artifact.context
+        out(f"--- fusion plan (timm ViT, d={ctx.dim}, mlp {ctx.as_dict()['mlp_hidden']}): {plan.kind}: {plan.reason}")
         if not args.no_code:
-            from ..codegen.emit_triton import emit_expr_function
-
             out(f"--- generated Triton function ({args.mode} mode)")
-            out(emit_expr_function(res.root, "expr_fn"))
+            out(compiled.triton_function())
         out()
     return 0

@@ -1,11 +1,12 @@
 """`ExprNorm`: a drop-in for `nn.LayerNorm` computing `y = f(x) * weight + bias` element-wise.
 
 Parameters are named as in `nn.LayerNorm` (`weight` ones, `bias` zeros, of shape `normalized_shape`), so a
-LayerNorm's state dict loads into it. f is given as expression text, IR, or a generated element-wise module
-(what `exprc.load` passes). Backends: `triton` (the generated kernel: CUDA tensors, or CPU tensors when the module
-was imported under TRITON_INTERPRET=1), `torch` (the generated eager code, any device), `auto` (triton where it
-can run and the dtype is f32/bf16/f16, else torch). The Triton path is differentiable: its backward recomputes
-the eager code under autograd.
+LayerNorm's state dict loads into it. f is given as expression text or IR (compiled by `exprc.compiler`), or as
+a generated expression module (what `exprc.load` passes). Backends: `triton` (the element-wise kernel of
+`kernels/elementwise.py`: CUDA tensors, or CPU tensors when the module was imported under TRITON_INTERPRET=1),
+`torch` (the generated eager code, any device; float64 in, float64 computed), `auto` (triton where it can run
+and the dtype is f32/bf16/f16, else torch). The Triton path is differentiable: its backward recomputes the
+eager code under autograd.
 
 `normalized_shape=None` makes the parameters lazy: they take their shape from the first loaded state dict or,
 failing that, from the last dimension of the first input.
@@ -19,52 +20,60 @@ import torch
 from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
-from ..ir import Node
-from .kernel_module import KernelRef
+from ..ir import Node, print_ir
+from .kernel_module import KernelRef, check_expression_module
+from .kernels import family_for
+from .kernels.support import is_interpreted
 
 BACKENDS = ("auto", "triton", "torch")
 _TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def eager_norm(expr: ModuleType, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """y = f(x) * weight + bias by the expression's eager torch code, on any device. Computed in float64 for a
+    float64 x (so `torch.autograd.gradcheck` works), else in float32; returned in x's dtype."""
+    compute = torch.float64 if x.dtype == torch.float64 else torch.float32
+    y = expr.expr_torch(x.to(compute)) * weight.to(compute) + bias.to(compute)
+    return y.to(x.dtype)
+
+
+def triton_apply(expr: ModuleType, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """y = f(x) * weight + bias by the element-wise Triton kernel, in the Triton mode of `expr`."""
+    return family_for("elementwise", expr).apply(expr, x, weight, bias)
 
 
 class _TritonApply(torch.autograd.Function):
     """Forward by the Triton kernel; backward by autograd through the eager code of the same expression."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, kernel):
+    def forward(ctx, x, weight, bias, expr):
         ctx.save_for_backward(x, weight, bias)
-        ctx.kernel = kernel
-        return kernel.apply(x, weight, bias)
+        ctx.expr = expr
+        return triton_apply(expr, x, weight, bias)
 
     @staticmethod
     def backward(ctx, grad_y):
         need = ctx.needs_input_grad[:3]
         inputs = [t.detach().requires_grad_(n) for t, n in zip(ctx.saved_tensors, need, strict=True)]
         with torch.enable_grad():
-            y = ctx.kernel.apply_torch(*inputs)
+            y = eager_norm(ctx.expr, *inputs)
         wanted = [t for t, n in zip(inputs, need, strict=True) if n]
         grads = iter(torch.autograd.grad(y, wanted, grad_y, allow_unused=True) if wanted else ())
         return tuple(next(grads) if n else None for n in need) + (None,)
 
 
-def _kernel_module(expr: str | Node | ModuleType, mode: str) -> tuple[ModuleType, str]:
+def _expression_module(expr: str | Node | ModuleType, mode: str) -> tuple[ModuleType, str]:
     """The generated module for `expr`, and a text to show for it."""
     if isinstance(expr, ModuleType):
-        if not all(hasattr(expr, a) for a in ("apply", "apply_torch")):
-            raise TypeError(f"module {expr.__name__} is not a generated element-wise kernel (no apply/apply_torch)")
-        return expr, getattr(expr, "__name__", "kernel")
-    from ..frontend.parse import parse
-    from ..ir import print_ir
-    from ..passes.pipeline import optimize
-    from .kernel_module import kernel_module_for
+        return check_expression_module(expr), getattr(expr, "__name__", "kernel")
+    from ..compiler import compile_expr, expression_module
 
-    if isinstance(expr, str):
-        root, text = parse(expr), expr
-    elif isinstance(expr, Node):
-        root, text = expr, print_ir(expr).replace("\n", "; ")
-    else:
-        raise TypeError(f"expr must be expression text, an IR Node or a generated kernel module, not {type(expr)}")
-    lowered = optimize(root, mode).root
-    return kernel_module_for(lowered, mode, (expr,) if isinstance(expr, str) else ()), text
+    if not isinstance(expr, (str, Node)):
+        raise TypeError(f"expr must be expression text, an IR Node or a generated expression module, not "
+                        f"{type(expr).__name__}")
+    compiled = compile_expr(expr, mode)
+    text = expr if isinstance(expr, str) else print_ir(expr).replace("\n", "; ")
+    return expression_module(compiled), text
 
 
 class ExprNorm(nn.Module):
@@ -76,7 +85,7 @@ class ExprNorm(nn.Module):
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        kernel, text = _kernel_module(expr, mode)
+        kernel, text = _expression_module(expr, mode)
         self._kernel = KernelRef(kernel)
         self.expr_text = expr_text if expr_text is not None else text
         self.mode = getattr(self.kernel, "MODE", mode)
@@ -98,7 +107,7 @@ class ExprNorm(nn.Module):
 
     @property
     def kernel(self) -> ModuleType:
-        """The generated element-wise module (`apply`, `apply_torch`, `MODE`, ...)."""
+        """The generated expression module (`expr_fn`, `expr_torch`, `MODE`)."""
         return self._kernel.module
 
     @classmethod
@@ -150,7 +159,7 @@ class ExprNorm(nn.Module):
         """Whether forward(x) runs the Triton kernel."""
         if self.backend == "torch":
             return False
-        can = (x.is_cuda or (x.device.type == "cpu" and getattr(self.kernel, "INTERPRETING", False))) and \
+        can = (x.is_cuda or (x.device.type == "cpu" and is_interpreted(self.kernel.expr_fn))) and \
             x.dtype in _TRITON_DTYPES
         if self.backend == "triton" and not can:
             raise RuntimeError(f"the triton backend cannot run on a {x.dtype} tensor on {x.device} (it needs a CUDA "
@@ -161,7 +170,7 @@ class ExprNorm(nn.Module):
         w, b = self._affine(x)
         if self.uses_triton(x):
             return _TritonApply.apply(x, w.to(x.device), b.to(x.device), self.kernel)
-        return self.kernel.apply_torch(x, w, b)
+        return eager_norm(self.kernel, x, w, b)
 
     def extra_repr(self) -> str:
         shape = "lazy" if self.normalized_shape is None else self.normalized_shape

@@ -1,8 +1,13 @@
 """`exprc.load(DIR)`: a directory written by `exprc compile` -> one `ExprNorm` per layer.
 
+Trust model: a kernel directory is code. Loading it imports its generated Python files, so load only
+directories you would `import` (as with a pickle or a `torch.load(weights_only=False)`). The checks below catch a
+stale, truncated or edited directory, not a malicious one: whoever can write the files can write the manifest.
+
 The manifest is checked before any generated file is imported: it must exist and parse, carry the format this
-exprc reads, list only plain file names in the directory, and every listed file's sha256 must match. A file is
-then imported from the very bytes that were hashed. Anything wrong is an `ExprcError` naming the directory.
+exprc reads, list only plain file names in the directory, every listed file's sha256 must match, and every layer
+must name a listed file and a known placement. A file is then imported from the very bytes that were hashed.
+Anything wrong is an `ExprcError` naming the directory.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ import json
 import os
 import re
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ..errors import ExprcError
 
-MANIFEST = "manifest.json"
-FORMAT = "exprc.kernels/1"
+from ..codegen.package_writer import FORMAT, MANIFEST
+from ..codegen.planner import KINDS
 _FILE_NAME = re.compile(r"[A-Za-z0-9_]+\.py")
 
 
@@ -72,33 +78,41 @@ def read_manifest(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, by
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or \
                 not isinstance(entry.get("expr"), str) or entry.get("kernel") not in contents:
             raise _fail(root, f"{MANIFEST} has a bad layer entry {json.dumps(entry)[:200]}")
+        if entry.get("placement") not in KINDS:
+            raise _fail(root, f"{MANIFEST}: layer {entry['name']!r} has placement {entry.get('placement')!r}; "
+                              f"expected one of {', '.join(KINDS)}")
         if entry["name"] in seen:
             raise _fail(root, f"{MANIFEST} names layer {entry['name']!r} twice")
         seen.add(entry["name"])
     return manifest, contents
 
 
+def expression_modules(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, ModuleType]]:
+    """The checked manifest of the kernel directory `path` and its generated modules by file name, imported (in
+    Triton's current mode) from the verified bytes."""
+    from .kernels.support import import_source
+
+    root = Path(path)
+    manifest, contents = read_manifest(root)
+    return manifest, {name: import_source(root / name, data) for name, data in contents.items()}
+
+
 def load(path: str | os.PathLike, backend: str = "auto", normalized_shape=None, *, device=None,
          dtype=None) -> LoadedKernels:
-    """Layer name -> `ExprNorm` for the kernel directory `path` (see the module docstring for the checks).
+    """Layer name -> `ExprNorm` for the kernel directory `path`. The directory is code: its files are imported
+    (see the module docstring for the trust model and the checks made first).
 
     normalized_shape: an int or tuple for every layer, a {layer name: shape} mapping, or None for lazy
     parameters (shaped by the first loaded state dict or input).
     """
     from .expr_norm import BACKENDS, ExprNorm
-    from .kernel_module import import_kernel_source
 
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    root = Path(path)
-    manifest, contents = read_manifest(root)
-    modules = {}
+    manifest, modules = expression_modules(path)
     norms = []
     for entry in manifest["layers"]:
-        name = entry["kernel"]
-        if name not in modules:
-            modules[name] = import_kernel_source(root / name, contents[name])
         shape = normalized_shape.get(entry["name"]) if isinstance(normalized_shape, dict) else normalized_shape
-        norms.append((entry["name"], ExprNorm(shape, modules[name], backend=backend, device=device, dtype=dtype,
-                                              expr_text=entry["expr"])))
-    return LoadedKernels(norms, manifest, root)
+        norms.append((entry["name"], ExprNorm(shape, modules[entry["kernel"]], backend=backend, device=device,
+                                              dtype=dtype, expr_text=entry["expr"])))
+    return LoadedKernels(norms, manifest, Path(path))

@@ -1,12 +1,15 @@
 """`patch_timm(model, layers)`: every LayerNorm of a timm VisionTransformer replaced by its `ExprNorm`, and with
-`fuse=True` the blocks rewired so that each norm runs inside the matmul that produces its input.
+`fuse=True` the blocks rewired to carry out the fusion plan (`exprc explain` prints it; a kernels directory's
+manifest.json records it): each norm runs in the epilogue of the matmul that produces its input, in the
+prologue of the Linear that consumes it (affine folded into that Linear), or standalone (element-wise kernel).
 
-Fused, one block is (x the residual stream, h = norm1(x) from the previous kernel):
+Fused, one block is (x the residual stream, h = norm1(x) when norm1 is not a prologue):
 
-    a      = attention(h) up to its output projection
-    x, h   = attn.proj(a) * ls1 + x,  norm2(x)              one kernel (`linear_residual_norm`)
-    m      = mlp(h) up to fc2
-    x, h   = mlp.fc2(m) * ls2 + x,    next norm1(x)          one kernel; the last block's next norm is `norm`
+    a      = attention(h) up to its output projection           qkv(norm1(x)) as one kernel when a prologue
+    x, h   = attn.proj(a) * ls1 + x,  norm2(x)                  one kernel when norm2 is an epilogue
+    m      = mlp(h) up to fc2                                   fc1(norm2(x)) as one kernel when a prologue
+    x, h   = mlp.fc2(m) * ls2 + x,    next norm1(x)             one kernel when that norm is an epilogue; the
+                                                                last block's next norm is `norm`
 
 The modules and their parameters are untouched (the state dict keys stay those of the original model); only
 `model.forward_features` is replaced, on this instance, by the fused loop. The fused loop runs in eval mode
@@ -18,142 +21,32 @@ norms) do not fire in it. A model without a final `norm` (pooling, then `fc_norm
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from types import MethodType, ModuleType
+from dataclasses import dataclass, field
+from types import MethodType
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..codegen.planner import ViTContext
 from ..errors import ExprcError
-from ..ir import Node
-from .expr_norm import BACKENDS, ExprNorm
-from .fused_linear import epilogue_module_for, linear_residual_norm
+from .expr_norm import ExprNorm
+from .fused_linear import FoldedAffine, linear_residual_norm, norm_linear
+from .patch import LayerSpec, check_patchable, match_layer_norms, replace_norms, resolve_layers, where_from
 
 
-@dataclass(frozen=True)
-class LayerSpec:
-    """What replaces one LayerNorm: f as IR or a generated element-wise module, and its fused-epilogue module
-    (None: generated from `ir` when needed)."""
-
-    name: str
-    expr_text: str
-    ir: Node | None = None
-    kernel: ModuleType | None = None  # from a compiled directory
-    epilogue: ModuleType | None = None
-    mode: str | None = None  # the directory's mode (None: patch_timm's)
-
-
+@dataclass
 class _Fusion:
-    """Per-model fusion state: the epilogue kernel of each fused norm. Shared, not copied, by deepcopy."""
+    """Per-model fusion state: each norm's placement, and the folded affine of each prologue. Deep copies get
+    their own (empty) folds: their parameters are other tensors."""
 
-    def __init__(self, epilogues: dict[str, ModuleType], backend: str):
-        self.epilogues = epilogues
-        self.backend = backend
+    placement: dict[str, str]
+    backend: str
+    folded: dict[str, FoldedAffine] = field(default_factory=dict)
 
-    def __deepcopy__(self, memo):
-        return self
-
-
-# -- layers ----------------------------------------------------------------------------------------------------
-def _specs_from_directory(path: Path) -> dict[str, LayerSpec]:
-    from ..frontend.functions import DEFAULT_CLIP
-    from .kernel_module import import_kernel_source
-    from .load import read_manifest
-
-    manifest, contents = read_manifest(path)
-    modules: dict[str, ModuleType] = {}
-
-    def module(file: str | None) -> ModuleType | None:
-        if file is None or file not in contents:
-            return None
-        if file not in modules:
-            modules[file] = import_kernel_source(path / file, contents[file])
-        return modules[file]
-
-    options = manifest.get("options", {})
-    clip, mode = tuple(options.get("clip", DEFAULT_CLIP)), options.get("mode", "precise")
-    specs = {}
-    for entry in manifest["layers"]:
-        ir = None
-        if module(entry.get("epilogue")) is None:  # compiled without epilogues: regenerate from the expression
-            from ..frontend.parse import parse
-
-            ir = parse(entry["expr"], clip)
-        specs[entry["name"]] = LayerSpec(entry["name"], entry["expr"], ir, module(entry["kernel"]),
-                                         module(entry.get("epilogue")), mode)
-    return specs
-
-
-def resolve_layers(layers: Any) -> dict[str, LayerSpec]:
-    """Layer name -> LayerSpec from a layer file path, a compiled kernel directory, a LayerSet, or a mapping of
-    name -> expression text (or IR)."""
-    from ..frontend.layer_files import read_layers
-    from ..frontend.layer_set import LayerSet
-
-    if isinstance(layers, (str, os.PathLike)):
-        path = Path(layers)
-        if path.is_dir() and (path / "manifest.json").exists():
-            return _specs_from_directory(path)
-        layers = read_layers(path)
-    elif isinstance(layers, Mapping) and layers and all(isinstance(v, Node) for v in layers.values()):
-        from ..ir import print_ir
-
-        return {name: LayerSpec(name, print_ir(ir).replace("\n", "; "), ir) for name, ir in layers.items()}
-    elif isinstance(layers, Mapping):
-        layers = read_layers(layers)
-    if not isinstance(layers, LayerSet):
-        raise ExprcError(f"layers must be a layer file, a compiled kernel directory, a LayerSet or a mapping of "
-                         f"layer name -> expression, not {type(layers).__name__}")
-    return {layer.name: LayerSpec(layer.name, layer.expr, layer.ir) for layer in layers}
-
-
-def _where(layers: Any) -> str:
-    if isinstance(layers, (str, os.PathLike)):
-        return str(layers)
-    return getattr(layers, "source", None) or "layers"
-
-
-# -- norm replacement --------------------------------------------------------------------------------------------
-def _expr_norm_for(ln: nn.LayerNorm, spec: LayerSpec, mode: str, backend: str) -> ExprNorm:
-    ref = ln.weight
-    norm = ExprNorm(tuple(ln.normalized_shape), spec.kernel if spec.kernel is not None else spec.ir, mode=mode,
-                    backend=backend, elementwise_affine=ln.elementwise_affine,
-                    bias=getattr(ln, "bias", None) is not None, expr_text=spec.expr_text,
-                    device=ref.device if ref is not None else None, dtype=ref.dtype if ref is not None else None)
-    with torch.no_grad():
-        if ln.weight is not None:
-            norm.weight.copy_(ln.weight)
-        if getattr(ln, "bias", None) is not None:
-            norm.bias.copy_(ln.bias)
-    return norm.train(ln.training)
-
-
-def match_layer_norms(model: nn.Module, specs: dict[str, LayerSpec], where: str = "layers") -> dict[str, nn.LayerNorm]:
-    """The model's nn.LayerNorms by name; raises unless `specs` names exactly these."""
-    norms = {name: m for name, m in model.named_modules() if isinstance(m, nn.LayerNorm)}
-    missing = [n for n in norms if n not in specs]
-    if missing:
-        raise ExprcError(f"no expression for layer(s) {', '.join(missing)} of the model "
-                         f"({len(norms)} LayerNorms; the file has {len(specs)} layers)", where=where)
-    extra = [n for n in specs if n not in norms]
-    if extra:
-        raise ExprcError(f"layer(s) {', '.join(extra)} are not LayerNorms of this model (a file for another "
-                         "model?)", where=where)
-    return norms
-
-
-def replace_norms(model: nn.Module, norms: dict[str, nn.LayerNorm], specs: dict[str, LayerSpec], mode: str,
-                  backend: str) -> None:
-    """Swap each LayerNorm in `norms` for its ExprNorm (affine copied); all are built before any is swapped."""
-    replacements = {name: _expr_norm_for(ln, specs[name], mode, backend) for name, ln in norms.items()}
-    for name, norm in replacements.items():
-        parent_name, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent_name) if parent_name else model, child, norm)
+    def __post_init__(self):
+        self.folded = {name: FoldedAffine() for name, kind in self.placement.items() if kind == "prologue"}
 
 
 # -- fusion ------------------------------------------------------------------------------------------------------
@@ -195,11 +88,12 @@ def _check_fusable(model: nn.Module) -> None:
         raise refuse(f"model.norm is a {type(model.norm).__name__}")
 
 
-def _attention_before_proj(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """timm's Attention.forward (eval, no mask) up to, not including, `proj`."""
-    B, N, _ = x.shape
-    gate = attn.gate(x).sigmoid() if getattr(attn, "gate", None) is not None else None
-    qkv = attn.qkv(x).reshape(B, N, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
+def _attention_before_proj(attn: nn.Module, qkv: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
+    """timm's Attention.forward (eval, no mask) from `qkv = attn.qkv(h)` up to, not including, `proj`; `h` (the
+    normalized input) is only read by a gated attention."""
+    B, N, _ = qkv.shape
+    gate = attn.gate(h).sigmoid() if getattr(attn, "gate", None) is not None else None
+    qkv = qkv.reshape(B, N, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
     q, k, v = qkv.unbind(0)
     q, k = attn.q_norm(q), attn.k_norm(k)
     if attn.fused_attn:
@@ -211,9 +105,9 @@ def _attention_before_proj(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return o * gate if gate is not None else o
 
 
-def _mlp_before_fc2(mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """timm's Mlp.forward up to, not including, `fc2`."""
-    return mlp.norm(mlp.drop1(mlp.act(mlp.fc1(x))))
+def _mlp_before_fc2(mlp: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """timm's Mlp.forward from `z = mlp.fc1(x)` up to, not including, `fc2`."""
+    return mlp.norm(mlp.drop1(mlp.act(z)))
 
 
 def fused_forward_features(model: nn.Module, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
@@ -222,65 +116,89 @@ def fused_forward_features(model: nn.Module, x: torch.Tensor, *args, **kwargs) -
     if model.training or masked:  # dropout, drop-path, masks: timm's own forward with the ExprNorms
         return type(model).forward_features(model, x, *args, **kwargs)
     fusion: _Fusion = model._exprc_fusion
+    place, backend = fusion.placement, fusion.backend
     x = model.norm_pre(model.patch_drop(model._pos_embed(model.patch_embed(x))))
     blocks = list(model.blocks)
-    h = blocks[0].norm1(x)
+    h = None if place["blocks.0.norm1"] == "prologue" else blocks[0].norm1(x)
     for i, blk in enumerate(blocks):
-        proj = blk.attn.proj
-        x, h = linear_residual_norm(_attention_before_proj(blk.attn, h), proj.weight, proj.bias, blk.norm2,
-                                    fusion.epilogues[f"blocks.{i}.norm2"], residual=x,
-                                    scale=_layer_scale(blk.ls1), backend=fusion.backend)
-        m = _mlp_before_fc2(blk.mlp, h)
-        fc2 = blk.mlp.fc2
+        attn, mlp, n1, n2 = blk.attn, blk.mlp, f"blocks.{i}.norm1", f"blocks.{i}.norm2"
+        if place[n1] == "prologue":
+            qkv = norm_linear(x, blk.norm1, attn.qkv, fusion.folded[n1], backend=backend)
+            gate_in = blk.norm1(x) if getattr(attn, "gate", None) is not None else None
+            a = _attention_before_proj(attn, qkv, gate_in)
+        else:
+            a = _attention_before_proj(attn, attn.qkv(h), h)
+        if place[n2] == "epilogue":
+            x, h = linear_residual_norm(a, attn.proj.weight, attn.proj.bias, blk.norm2, residual=x,
+                                        scale=_layer_scale(blk.ls1), backend=backend)
+        else:
+            x = x + blk.ls1(attn.proj(a))
+            h = blk.norm2(x) if place[n2] == "standalone" else None
+        if place[n2] == "prologue":
+            m = _mlp_before_fc2(mlp, norm_linear(x, blk.norm2, mlp.fc1, fusion.folded[n2], backend=backend))
+        else:
+            m = _mlp_before_fc2(mlp, mlp.fc1(h))
         last = i == len(blocks) - 1
         next_name = "norm" if last else f"blocks.{i + 1}.norm1"
         next_norm = model.norm if last else blocks[i + 1].norm1
-        if isinstance(next_norm, ExprNorm):
-            x, h = linear_residual_norm(m, fc2.weight, fc2.bias, next_norm, fusion.epilogues[next_name],
-                                        residual=x, scale=_layer_scale(blk.ls2), write_r=not last,
-                                        backend=fusion.backend)
-        else:  # no final norm (the model pools first and applies fc_norm): the residual add alone
-            x = x + blk.ls2(fc2(m))
+        if not isinstance(next_norm, ExprNorm):  # no final norm (the model pools first, then fc_norm)
+            x = x + blk.ls2(mlp.fc2(m))
             h = x
+        elif place[next_name] == "epilogue":
+            x, h = linear_residual_norm(m, mlp.fc2.weight, mlp.fc2.bias, next_norm, residual=x,
+                                        scale=_layer_scale(blk.ls2), write_r=not last, backend=backend)
+        else:
+            x = x + blk.ls2(mlp.fc2(m))
+            h = next_norm(x) if place[next_name] == "standalone" else None
     return h
 
 
-def _epilogue(spec: LayerSpec, mode: str) -> ModuleType:
-    if spec.epilogue is not None:
-        return spec.epilogue
-    return epilogue_module_for(spec.ir, spec.mode or mode, expr_text=spec.expr_text)
+def vit_context(model: nn.Module) -> ViTContext:
+    """The widths the plan of `model`'s norms depends on."""
+    return ViTContext(dim=model.embed_dim, mlp_hidden=model.blocks[0].mlp.fc1.out_features)
+
+
+def _check_plan(model: nn.Module, specs: dict[str, LayerSpec], where: str) -> dict[str, str]:
+    """Each fused norm's placement, refusing one this model cannot carry out (a kernels directory compiled for
+    another structure, or an edited manifest)."""
+    context = vit_context(model)
+    placement = {}
+    for name, spec in specs.items():
+        has_producer, consumer_n = context.site(name)
+        possible = {"standalone"} | ({"epilogue"} if has_producer else set()) | ({"prologue"} if consumer_n else set())
+        if name == "norm" or name.startswith("blocks.") and name.endswith((".norm1", ".norm2")):
+            if spec.placement not in possible:
+                raise ExprcError(f"layer {name!r} is planned as {spec.placement!r}, which this model cannot carry "
+                                 f"out (possible: {', '.join(sorted(possible))}); recompile the kernels",
+                                 where=where)
+            placement[name] = spec.placement
+    return placement
 
 
 def patch_timm(model: nn.Module, layers: Any, fuse: bool = True, *, mode: str = "precise",
                backend: str = "auto") -> nn.Module:
-    """Replace every LayerNorm of a timm VisionTransformer by its ExprNorm; with `fuse`, rewire the blocks so that
-    `attn.proj` + residual + `norm2` and `mlp.fc2` + residual + the next `norm1` (the last: `norm`) each run as
-    one kernel. Patches `model` in place and returns it.
+    """Replace every LayerNorm of a timm VisionTransformer by its ExprNorm; with `fuse`, carry out the fusion plan
+    for inference: each of `norm1`, `norm2` and `norm` runs in the epilogue of the matmul before it (`attn.proj`
+    or `mlp.fc2`, with the residual add), in the prologue of the Linear after it (`attn.qkv`, `mlp.fc1`), or
+    standalone. Patches `model` in place and returns it.
 
-    layers: a layer file (layers.json, GP-LayerNorm CSV, Kozax front), a directory written by `exprc compile`,
-    a LayerSet, or a mapping layer name -> expression text (or IR); it must name exactly the model's LayerNorms.
-    mode: the precision mode kernels are generated in (a compiled directory brings its own). backend: `auto`,
-    `triton` or `torch`, for the ExprNorms and the fused kernels. With fuse=False any model with LayerNorms can be
-    patched; fuse=True needs timm's VisionTransformer with its standard Block, Attention and Mlp.
+    layers: a layer file (layers.json, GP-LayerNorm CSV, Kozax front), a directory written by `exprc compile`
+    (whose manifest's plan is followed as it is), a LayerSet, or a mapping layer name -> expression text (or
+    IR), compiled and planned here for this model's widths; it must name exactly the model's LayerNorms.
+    mode: the precision mode for expressions compiled here (a kernels directory brings its own). backend:
+    `auto`, `triton` or `torch`, for the ExprNorms and the fused kernels. With fuse=False any model with
+    LayerNorms can be patched (as `exprc.patch` does); fuse=True needs timm's VisionTransformer with its standard
+    Block, Attention and Mlp.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if not isinstance(model, nn.Module):
-        raise ExprcError(f"patch_timm needs a torch.nn.Module, got {type(model).__name__}")
-    if any(isinstance(m, ExprNorm) for m in model.modules()):
-        raise ExprcError("this model already has ExprNorm layers (patched before?)", where=type(model).__name__)
+    check_patchable(model, backend)
     if fuse:
         _check_fusable(model)
-    specs = resolve_layers(layers)
-    norms = match_layer_norms(model, specs, _where(layers))
-    epilogues = {}
-    if fuse:  # generated (or imported) before the model is touched: a failure leaves it as it was
-        fused = [f"blocks.{i}.norm2" for i in range(len(model.blocks))]
-        fused += [f"blocks.{i}.norm1" for i in range(1, len(model.blocks))]
-        fused += ["norm"] if isinstance(model.norm, nn.LayerNorm) else []
-        epilogues = {name: _epilogue(specs[name], mode) for name in fused}
-    replace_norms(model, norms, specs, mode, backend)
+    specs = resolve_layers(layers, mode, vit_context(model) if fuse else None)
+    where = where_from(layers)
+    norms = match_layer_norms(model, list(specs), where)
+    placement = _check_plan(model, specs, where) if fuse else {}  # before the model is touched
+    replace_norms(model, norms, specs, backend)
     if fuse:
-        model._exprc_fusion = _Fusion(epilogues, backend)
+        model._exprc_fusion = _Fusion(placement, backend)
         model.forward_features = MethodType(fused_forward_features, model)
     return model

@@ -1,0 +1,113 @@
+"""The fused matmul epilogue: `r = a @ W^T (+ bias) (* scale) (+ residual)`, then `y = F(r) * w + b` from the
+same tile, F the expression.
+
+For a Linear with weight W [N, K] followed by a residual add and a norm (a ViT block's `proj`/`fc2`), one kernel
+writes the residual stream r and the norm's output y: the accumulator tile never leaves registers between the
+two. Inputs f32, bf16 or f16 with f32 accumulation; r is rounded to the storage dtype before F reads it, so y
+equals the unfused `norm(r)`.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from exprc.runtime.kernels.support import is_interpreted
+from exprc.runtime.kernels.tiles import MATMUL_CONFIGS, launch_tiled, prune_configs, triton_configs
+
+
+@triton.jit
+def fused_linear_epilogue(
+    a_ptr, w_ptr, bias_ptr, scale_ptr, res_ptr, norm_w_ptr, norm_b_ptr, r_ptr, y_ptr,
+    M, N, K,
+    M_BUCKET,  # autotune key only: M rounded up to a power of two
+    F: tl.constexpr, FAST_ASM: tl.constexpr,
+    HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr, HAS_RESIDUAL: tl.constexpr, WRITE_R: tl.constexpr,
+    HAS_NORM_W: tl.constexpr, HAS_NORM_B: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr, EVEN_K: tl.constexpr, DOT_IN_F32: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    """One BLOCK_M x BLOCK_N tile of r and y. a: [M, K], W: [N, K], residual/r/y: [M, N], all row-major."""
+    # grouped ordering: GROUP_M consecutive programs walk down M and reuse the same W tiles from L2
+    pid = tl.program_id(0)
+    # builtins only (tl.full, not tl.zeros or tl.cdiv): an interpreted kernel cannot call the jit functions of
+    # Triton's library once they were compiled outside the interpreter
+    num_pid_m = (M + BLOCK_M - 1) // BLOCK_M
+    num_pid_n = (N + BLOCK_N - 1) // BLOCK_N
+    num_pid_in_group = GROUP_M * num_pid_n
+    first_pid_m = (pid // num_pid_in_group) * GROUP_M
+    group_size_m = min(num_pid_m - first_pid_m, GROUP_M)
+    pid_m = first_pid_m + ((pid % num_pid_in_group) % group_size_m)
+    pid_n = (pid % num_pid_in_group) // group_size_m
+
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    # rows past M and columns past N wrap around, so the K loop loads without masks; they are never stored
+    a_ptrs = a_ptr + (offs_m % M).to(tl.int64)[:, None] * K + offs_k[None, :]
+    w_ptrs = w_ptr + (offs_n % N).to(tl.int64)[None, :] * K + offs_k[:, None]
+
+    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, dtype=tl.float32)
+    for k in range(0, (K + BLOCK_K - 1) // BLOCK_K):
+        if EVEN_K:
+            a = tl.load(a_ptrs)
+            w = tl.load(w_ptrs)
+        else:
+            k_left = K - k * BLOCK_K
+            a = tl.load(a_ptrs, mask=offs_k[None, :] < k_left, other=0.0)
+            w = tl.load(w_ptrs, mask=offs_k[:, None] < k_left, other=0.0)
+        if DOT_IN_F32:  # the interpreter multiplies bf16 tiles wrongly; their f32 products are exact
+            a = a.to(tl.float32)
+            w = w.to(tl.float32)
+        acc = tl.dot(a, w, acc, input_precision=INPUT_PRECISION)
+        a_ptrs += BLOCK_K
+        w_ptrs += BLOCK_K
+
+    # ---- epilogue: on the accumulator tile, in registers; global loads: bias, scale, residual, w, b only ----
+    mask_n = offs_n < N
+    mask = (offs_m[:, None] < M) & mask_n[None, :]
+    out_offs = offs_m.to(tl.int64)[:, None] * N + offs_n[None, :]
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+    if HAS_SCALE:  # layer scale (timm's ls1/ls2), applied to the branch before the residual add
+        acc *= tl.load(scale_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+    if HAS_RESIDUAL:
+        acc += tl.load(res_ptr + out_offs, mask=mask, other=0.0).to(tl.float32)
+    # the residual stream as stored: F sees exactly the values an unfused norm would read back
+    r = acc.to(y_ptr.dtype.element_ty)
+    if WRITE_R:
+        tl.store(r_ptr + out_offs, r, mask=mask)
+    v = F(r.to(tl.float32), FAST_ASM)
+    if HAS_NORM_W:
+        v = v * tl.load(norm_w_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+    if HAS_NORM_B:
+        v = v + tl.load(norm_b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+    tl.store(y_ptr + out_offs, v.to(y_ptr.dtype.element_ty), mask=mask)
+
+
+POINTERS = ("a_ptr", "w_ptr", "bias_ptr", "scale_ptr", "res_ptr", "norm_w_ptr", "norm_b_ptr", "r_ptr", "y_ptr")
+_with_even_k = triton.heuristics({"EVEN_K": lambda args: args["K"] % args["BLOCK_K"] == 0})(fused_linear_epilogue)
+autotuned = triton.autotune(triton_configs(MATMUL_CONFIGS), key=["M_BUCKET", "N", "K"],
+                            prune_configs_by={"early_config_prune": prune_configs})(_with_even_k)
+
+
+def launch(expr, a, weight, bias, scale, residual, norm_weight, norm_bias, r, y, *, input_precision="ieee",
+           config=None):
+    """r = a @ weight.T (+ bias) (* scale) (+ residual); y = f(r) * norm_weight + norm_bias, f the generated
+    expression module `expr`.
+
+    a: [M, K]; weight: [N, K]; residual, r, y: [M, N]; bias, scale, norm_weight, norm_bias: [N]. Any of bias,
+    scale, residual, norm_weight, norm_bias may be None (left out); r None: r is not written. All contiguous on
+    one device; a, weight, residual, r and y of one dtype. `config`: a `triton.Config` to use instead of
+    autotuning. Returns the configuration that ran (None when it is not known).
+    """
+    interpreting = is_interpreted(expr.expr_fn)
+    M, K = a.shape
+    N = weight.shape[0]
+    flags = dict(F=expr.expr_fn, FAST_ASM=not interpreting, HAS_BIAS=bias is not None, HAS_SCALE=scale is not None,
+                 HAS_RESIDUAL=residual is not None, WRITE_R=r is not None, HAS_NORM_W=norm_weight is not None,
+                 HAS_NORM_B=norm_bias is not None, INPUT_PRECISION=input_precision,
+                 DOT_IN_F32=interpreting and a.element_size() != 4)
+    args = [a, weight] + [t if t is not None else y for t in (bias, scale, residual, norm_weight, norm_bias, r)]
+    args += [y, M, N, K, triton.next_power_of_2(M)]
+    return launch_tiled(_with_even_k, autotuned, args, flags, M, N, interpreting, config)

@@ -1,0 +1,105 @@
+"""Block configurations of the fused matmul kernels, and the autotuner's filter of them.
+
+Chosen for the shapes that matter (ViT: M = batch x 197 tokens, ragged; K in {768, 3072}; N = 768; wider models:
+K = N = 1024 or 4096) on sm_80 and sm_90, and checked by the static tests to compile without register spills with
+the expression in the epilogue. At launch, the autotuner keeps the configurations that suit the input's
+element size and the device's shared memory (`prune_configs`).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    block_m: int
+    block_n: int
+    block_k: int
+    group_m: int  # programs along M that share W tiles in L2 (grouped ordering)
+    num_warps: int
+    num_stages: int
+
+    def shared_memory_bytes(self, element_size: int) -> int:
+        """Bytes of the A and W pipeline buffers (what decides whether the config fits a device)."""
+        return self.num_stages * (self.block_m + self.block_n) * self.block_k * element_size
+
+    def meta(self) -> dict[str, int]:
+        return {"BLOCK_M": self.block_m, "BLOCK_N": self.block_n, "BLOCK_K": self.block_k, "GROUP_M": self.group_m}
+
+
+
+MATMUL_CONFIGS: tuple[TileConfig, ...] = (
+    TileConfig(128, 128, 64, 8, 8, 3),  # large M (batch >= 16 at ViT-B), bf16/f16
+    TileConfig(64, 128, 64, 8, 4, 4),  # mid M
+    TileConfig(128, 64, 64, 8, 4, 4),
+    TileConfig(64, 64, 64, 8, 4, 4),  # small M (batch 1-4: M = 197-788): more programs than SMs
+    TileConfig(128, 128, 32, 8, 8, 4),  # f32 inputs (twice the bytes per element)
+    TileConfig(64, 64, 32, 8, 4, 4),
+)
+# Not listed, because they spill registers once an expression sits in the epilogue (checked with ptxas for sm_80
+# and sm_90): 128x128 tiles on 4 warps (128 accumulator registers a thread) and 128x256 / 256x128 on 8 warps.
+
+# The prologue holds each A tile in registers while f runs on it: BLOCK_K = 64 spills on sm_80 (and for f32 on
+# sm_90), BLOCK_K = 32 does not.
+PROLOGUE_CONFIGS: tuple[TileConfig, ...] = (
+    TileConfig(128, 128, 32, 8, 8, 4),
+    TileConfig(64, 128, 32, 8, 4, 4),
+    TileConfig(128, 64, 32, 8, 4, 4),
+    TileConfig(64, 64, 32, 8, 4, 4),
+)
+
+# Triton's interpreter runs one fixed configuration: autotuning there would only cost time.
+INTERPRETER_CONFIG = TileConfig(32, 32, 32, 4, 4, 1)
+
+
+MAX_K_SLICE_BYTES = 128  # BLOCK_K * element size: wider K-slices (f32 with BLOCK_K = 64) spill registers
+
+
+def triton_configs(configs: tuple[TileConfig, ...]) -> list:
+    """The `triton.Config`s of `configs`, for `triton.autotune`."""
+    import triton
+
+    return [triton.Config(c.meta(), num_warps=c.num_warps, num_stages=c.num_stages) for c in configs]
+
+
+def usable_configs(configs: list, element_size: int, shared_memory: int) -> list:
+    """The `triton.Config`s whose K-slice rows are at most MAX_K_SLICE_BYTES and whose A and W pipeline buffers
+    fit in `shared_memory` bytes (the smallest one if none does)."""
+    def buffers(c) -> int:
+        return c.num_stages * (c.kwargs["BLOCK_M"] + c.kwargs["BLOCK_N"]) * c.kwargs["BLOCK_K"] * element_size
+
+    kept = [c for c in configs if c.kwargs["BLOCK_K"] * element_size <= MAX_K_SLICE_BYTES
+            and buffers(c) <= shared_memory]
+    return kept or [min(configs, key=buffers)]
+
+
+@functools.lru_cache(maxsize=None)
+def max_shared_memory(device_index: int) -> int:
+    import triton
+
+    return triton.runtime.driver.active.utils.get_device_properties(device_index)["max_shared_mem"]
+
+
+def prune_configs(configs: list, named_args: dict, **kwargs) -> list:
+    """`early_config_prune` hook of the autotuned matmul kernels: the configurations that suit the input's
+    element size and the device's shared memory."""
+    a = named_args["a_ptr"]
+    index = a.device.index if a.device.index is not None else 0
+    return usable_configs(configs, a.element_size(), max_shared_memory(index))
+
+
+def launch_tiled(plain, autotuned, args: list, flags: dict, M: int, N: int, interpreting: bool, config):
+    """Launch a matmul kernel over its (M/BLOCK_M x N/BLOCK_N) tiles: `plain` with `config` (under the
+    interpreter: one fixed tile, INTERPRETER_CONFIG), else `autotuned`. Returns the configuration that ran."""
+    import triton
+
+    if interpreting or config is not None:
+        meta = dict(config.kwargs) if config is not None else INTERPRETER_CONFIG.meta()
+        launch_opts = {} if interpreting else dict(num_warps=config.num_warps, num_stages=config.num_stages)
+        grid = (triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"]),)
+        plain[grid](*args, **flags, **meta, **launch_opts)
+        return config
+    autotuned[lambda meta: (triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"]),)](*args, **flags)
+    return getattr(autotuned, "best_config", None)
