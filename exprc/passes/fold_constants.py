@@ -2,7 +2,8 @@
 
 Folding evaluates in float64 with the numpy interpreter and rounds once when the kernel reads the literal, which is
 at least as accurate as the f32 arithmetic it replaces. A result that is not finite is left unfolded (it would be a
-non-finite literal; the kernel computes it at run time with the same outcome).
+non-finite literal; the kernel computes it at run time with the same outcome). One rule, which every later
+simplification table starts with.
 """
 
 from __future__ import annotations
@@ -12,28 +13,34 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import F32, I32, Node, Op, const, evaluate
-from .rewrite import Rule
+from ..ir import F32, I32, GroupOp, Node, Op, const, evaluate
+from .pattern import P
+from .rewrite import RuleTable, rewrite
 
 
-def _fold(node: Node) -> Node | None:
-    if node.op in (Op.CONST, Op.INPUT) or not node.src or not all(s.is_const for s in node.src):
-        return None
-    if node.dtype is F32:
-        v = float(evaluate(node, np.zeros(()), np.float64))
+def _all_sources_const(n: Node) -> bool:
+    return bool(n.src) and all(s.op is Op.CONST for s in n.src)
+
+
+def _fold(n: Node) -> Node | None:
+    if n.dtype is F32:
+        v = float(evaluate(n, np.zeros(()), np.float64))
         return const(v) if math.isfinite(v) else None
-    if node.dtype is I32:
-        return const(int(evaluate(node, np.zeros(()), np.float32)), I32)
+    if n.dtype is I32:
+        return const(int(evaluate(n, np.zeros(()), np.float32)), I32)
     return None
 
 
-FOLD = Rule("op(const...) -> const", _fold, "fold_constants.py")
+NON_LEAF = frozenset(Op) - GroupOp.Leaf
+
+RULES = RuleTable([
+    ("op(const...) -> const", P(NON_LEAF, name="n", pred=_all_sources_const), lambda n: _fold(n)),
+])
+FOLD = RULES.rules[0]
 
 
-def fold_constants(root: Node) -> Node:
-    from .rewrite import rewrite
-
-    return rewrite(root, [FOLD])
+def fold_constants(root: Node, trace: list | None = None) -> Node:
+    return rewrite(root, RULES, trace)
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,4 @@ class FoldConstants:
     name: str = "fold-constants"
 
     def run(self, root: Node, ctx) -> Node:
-        from .rewrite import rewrite
-
-        return rewrite(root, [FOLD], ctx.trace)
+        return fold_constants(root, ctx.trace)

@@ -12,47 +12,46 @@ import math
 from dataclasses import dataclass
 
 from ..ir import Node, Op, clip, unary
+from .pattern import P
 from .ranges import within
-from .rewrite import RuleTable, rewrite
-
-RULES = RuleTable()
-rule = RULES.rule
+from .rewrite import Fired, RuleTable, rewrite
 
 INF = math.inf
 # arguments past which f32 results no longer change: f(v) == f(bound) in f32 for every v beyond the bound
 SATURATION = {Op.TANH: (-10.0, 10.0), Op.SIGMOID: (-104.0, 20.0)}
+A = P.var("a")
 
 
-@rule("clip(a, lo, hi) -> a   when range(a) within [lo, hi]")
-def _clip_fits(n: Node) -> Node | None:
-    if n.op is Op.CLIP and within(n.src[0], *n.arg):
-        return n.src[0]
+def _one_side(a: Node, k: Node) -> Node | None:
+    lo, hi = k.arg
+    if lo != -INF and within(a, lo, INF):
+        return clip(a, -INF, hi)
+    if hi != INF and within(a, -INF, hi):
+        return clip(a, lo, INF)
+    return None
 
 
-@rule("clip(a, lo, hi) -> clip(a, -inf, hi) / clip(a, lo, inf)   when a cannot reach that side")
-def _clip_one_side(n: Node) -> Node | None:
-    if n.op is not Op.CLIP:
+def _unsaturated(f: Node, k: Node, a: Node) -> Node | None:
+    s_lo, s_hi = SATURATION[f.op]
+    lo, hi = k.arg
+    nlo = -INF if lo <= s_lo else lo
+    nhi = INF if hi >= s_hi else hi
+    if (nlo, nhi) == (lo, hi):
         return None
-    lo, hi = n.arg
-    if lo != -INF and within(n.src[0], lo, INF):
-        return clip(n.src[0], -INF, hi)
-    if hi != INF and within(n.src[0], -INF, hi):
-        return clip(n.src[0], lo, INF)
+    return unary(f.op, a if (nlo, nhi) == (-INF, INF) else clip(a, nlo, nhi))
 
 
-@rule("tanh(clip(a, lo, hi)) -> tanh(clip(a, ...)) without bounds past saturation (sigmoid alike)")
-def _saturating_clip(n: Node) -> Node | None:
-    if n.op in SATURATION and n.src[0].op is Op.CLIP:
-        s_lo, s_hi = SATURATION[n.op]
-        lo, hi = n.src[0].arg
-        nlo = -INF if lo <= s_lo else lo
-        nhi = INF if hi >= s_hi else hi
-        if (nlo, nhi) != (lo, hi):
-            inner = n.src[0].src[0] if (nlo, nhi) == (-INF, INF) else clip(n.src[0].src[0], nlo, nhi)
-            return unary(n.op, inner)
+RULES = RuleTable([
+    ("clip(a, lo, hi) -> a   when range(a) within [lo, hi]",
+     P(Op.CLIP, A, name="k"), lambda a, k: a if within(a, *k.arg) else None),
+    ("clip(a, lo, hi) -> clip(a, -inf, hi) / clip(a, lo, inf)   when a cannot reach that side",
+     P(Op.CLIP, A, name="k"), lambda a, k: _one_side(a, k)),
+    ("tanh(clip(a, lo, hi)) -> tanh(clip(a, ...)) without bounds past saturation (sigmoid alike)",
+     P(tuple(SATURATION), P(Op.CLIP, A, name="k"), name="f"), lambda f, k, a: _unsaturated(f, k, a)),
+])
 
 
-def fuse_clip_tanh(root: Node, trace: list[str] | None = None) -> Node:
+def fuse_clip_tanh(root: Node, trace: list[Fired] | None = None) -> Node:
     return rewrite(root, RULES, trace)
 
 
@@ -62,5 +61,3 @@ class FuseClipTanh:
 
     def run(self, root: Node, ctx) -> Node:
         return fuse_clip_tanh(root, ctx.trace)
-
-

@@ -8,6 +8,9 @@
 Only when range analysis cannot bound `a` inside [-86.6, 89] is it clamped first (a NaN-propagating clip):
 below, the result is at most 2.5e-38 off; above 88.72 the last multiplication overflows to inf, as e^a does.
 The split 2**(k-1) * 2 keeps the exponent field valid for k = 128.
+
+The pass is one rule (`exp(a) -> horner_exp(a)`); `horner_exp` builds the expansion as ordinary IR, so folding and
+CSE still run on it. It reads the range of `a` (whether to clamp) rather than matching a shape.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from dataclasses import dataclass
 
 from ..ir import F32, I32, Node, Op, clip, const
 from .ranges import interval
-from .rewrite import Rule, rewrite
+from .pattern import P
+from .rewrite import RuleTable, rewrite
 
 LOG2E = 1.4426950408889634
 LN2_HI = 0.693145751953125  # ln 2 rounded to 16 significant bits
@@ -48,8 +52,9 @@ def horner_exp(a: Node) -> Node:
     return (p * scale) * 2.0
 
 
-LOWER_EXP = Rule("exp(a) -> horner_exp(a)", lambda n: horner_exp(n.src[0]) if n.op is Op.EXP else None,
-                 "lower_exp.py")
+RULES = RuleTable([
+    ("exp(a) -> horner_exp(a)", P(Op.EXP, P.var("a")), lambda a: horner_exp(a)),
+])
 
 
 @dataclass(frozen=True)
@@ -57,4 +62,4 @@ class LowerExp:
     name: str = "lower-exp"
 
     def run(self, root: Node, ctx) -> Node:
-        return rewrite(root, [LOWER_EXP], ctx.trace)
+        return rewrite(root, RULES, ctx.trace)

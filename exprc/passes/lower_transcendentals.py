@@ -1,4 +1,5 @@
-"""Lowering of tanh, sigmoid and integer powers, by precision mode.
+"""Lowering of tanh, sigmoid, exp and integer powers by precision mode: the table `LOWERINGS`, one entry per mode
+and op (its stated error beside it), turned into one rule table per mode.
 
 - precise: tanh stays a library call (accurate, overflow-safe); sigmoid(a) -> 1/(1 + exp(-a)), which is exact in
   its limits (exp overflow gives 1/inf = 0, never NaN); exp stays a library call.
@@ -15,13 +16,16 @@ Integer powers become multiplications by repeated squaring in every mode.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..ir import Node, Op, const, unary
-from .rewrite import Rule, rewrite
+from .pattern import P
+from .rewrite import Rule, RuleTable, rewrite
 
 
-def _pow_muls(a: Node, n: int) -> Node:
+def pow_muls(a: Node, n: int) -> Node:
+    """a**n as multiplications: the squares a, a^2, a^4, ... multiplied where n has a 1 bit (a**0 is 1)."""
     result: Node | None = None
     base = a
     while n:
@@ -33,29 +37,57 @@ def _pow_muls(a: Node, n: int) -> Node:
     return result if result is not None else const(1.0)
 
 
-def lowering_rules(mode: str) -> list[Rule]:
-    def lower(n: Node) -> Node | None:
-        if n.op is Op.POW:
-            return _pow_muls(n.src[0], n.arg)
-        a = n.src[0] if n.src else None
-        if mode == "precise":
-            if n.op is Op.SIGMOID:
-                return 1.0 / (1.0 + unary(Op.EXP, -a))
-        elif mode == "fast":
-            if n.op is Op.TANH:
-                return unary(Op.TANH_APPROX, a)
-            if n.op is Op.SIGMOID:
-                return 0.5 + 0.5 * unary(Op.TANH_APPROX, 0.5 * a)
-            if n.op is Op.EXP:
-                return unary(Op.EXP_APPROX, a)
-        elif mode == "horner":
-            if n.op is Op.TANH:
-                return 1.0 - 2.0 / (unary(Op.EXP, 2.0 * a) + 1.0)
-            if n.op is Op.SIGMOID:
-                return 1.0 / (1.0 + unary(Op.EXP, -a))
-        return None
+def exp(a: Node) -> Node:
+    return unary(Op.EXP, a)
 
-    return [Rule(f"lower transcendentals ({mode})", lower, "lower_transcendentals.py")]
+
+def tanh_approx(a: Node) -> Node:
+    return unary(Op.TANH_APPROX, a)
+
+
+KEEP = None  # the op stays as it is: code generation writes it as a library call (or, for exp in horner, see below)
+Lowering = tuple[str, Callable[..., Node]]  # (rule name, a -> lowered node; pow's gets the node as `n` too)
+POW: Lowering = ("a**n -> multiplications by repeated squaring", lambda a, n: pow_muls(a, n.arg))
+
+# mode -> op -> its lowering; errors are absolute, for f32 inputs
+LOWERINGS: dict[str, dict[Op, Lowering | None]] = {
+    "precise": {
+        Op.TANH: KEEP,  # libdevice.tanh: accurate, overflow-safe
+        Op.SIGMOID: ("sigmoid(a) -> 1/(1 + exp(-a))", lambda a: 1.0 / (1.0 + exp(-a))),  # exact limits: 1/inf = 0
+        Op.EXP: KEEP,  # libdevice.exp
+        Op.POW: POW,
+    },
+    "fast": {
+        Op.TANH: ("tanh(a) -> tanh_approx(a)", lambda a: tanh_approx(a)),  # tanh.approx.f32: about 2^-11
+        Op.SIGMOID: ("sigmoid(a) -> 0.5 + 0.5*tanh_approx(a/2)",
+                     lambda a: 0.5 + 0.5 * tanh_approx(0.5 * a)),  # half of tanh.approx's: about 2^-12
+        Op.EXP: ("exp(a) -> exp_approx(a)", lambda a: unary(Op.EXP_APPROX, a)),  # ex2.approx.f32 of a*log2(e)
+        Op.POW: POW,
+    },
+    "horner": {
+        Op.TANH: ("tanh(a) -> 1 - 2/(exp(2a) + 1)",
+                  lambda a: 1.0 - 2.0 / (exp(2.0 * a) + 1.0)),  # about 1e-7 (cancels near 0); NaN-free: 2/inf = 0
+        Op.SIGMOID: ("sigmoid(a) -> 1/(1 + exp(-a))", lambda a: 1.0 / (1.0 + exp(-a))),  # tail below ~1e-7 exact
+        Op.EXP: KEEP,  # shared by share-exp, then expanded into plain arithmetic by lower-exp
+        Op.POW: POW,
+    },
+}
+
+A = P.var("a")
+
+
+def _rule(op: Op, lowering: Lowering) -> Rule:
+    name, fn = lowering
+    return Rule.of(name, P(op, A, name="n") if op is Op.POW else P(op, A), fn)
+
+
+LOWERING_RULES: dict[str, RuleTable] = {
+    mode: RuleTable(_rule(op, low) for op, low in table.items() if low is not KEEP) for mode, table in LOWERINGS.items()
+}
+
+
+def lowering_rules(mode: str) -> RuleTable:
+    return LOWERING_RULES[mode]
 
 
 @dataclass(frozen=True)

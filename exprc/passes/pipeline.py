@@ -3,7 +3,9 @@
     fold-constants, simplify, ranges, fuse-clip-tanh, simplify, lower-transcendentals(mode), simplify,
     share-exp, lower-exp (horner only), fold-constants
 
-`optimize` keeps the IR after every pass (`Stage`), which `exprc explain` prints with node counts and times.
+`optimize` keeps the IR after every pass (`Stage`), which `exprc explain` prints with node counts and times; with
+`trace=True` each stage also lists the rules that fired in it, in order (`Stage.fired`: empty when none fired,
+None when not traced).
 Errors raised inside a pass are re-raised naming the pass.
 """
 
@@ -20,6 +22,7 @@ from .fuse_clip_tanh import FuseClipTanh
 from .lower_exp import LowerExp
 from .lower_transcendentals import LowerTranscendentals
 from .ranges import Ranges
+from .rewrite import Fired
 from .share_exp import ShareExp
 from .simplify import Simplify
 
@@ -35,7 +38,7 @@ class Pass(Protocol):
 @dataclass
 class PassContext:
     mode: str
-    trace: list[str] | None = None  # rules that fired, when asked for
+    trace: list[Fired] | None = None  # rules that fired, when asked for
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class Stage:
     root: Node  # IR after the pass
     nodes: int
     seconds: float
-    fired: tuple[str, ...] = ()  # rules that fired in this pass (when traced)
+    fired: tuple[Fired, ...] | None = None  # rules that fired in this pass, in order; None: not traced
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,8 @@ def run_passes(root: Node, passes: tuple[Pass, ...], mode: str, trace: bool = Fa
             raise ExprcError(f"during pass {p.name}: {e.message}", e.span, e.source, e.where) from e
         except RecursionError:
             raise ExprcError(f"during pass {p.name}: expression too deep to optimize") from None
-        stages.append(Stage(p.name, root, count_nodes(root), time.perf_counter() - t, tuple(ctx.trace or ())))
+        fired = None if ctx.trace is None else tuple(ctx.trace)
+        stages.append(Stage(p.name, root, count_nodes(root), time.perf_counter() - t, fired))
     return PipelineResult(root, mode, stages)
 
 

@@ -3,6 +3,10 @@
 `tanh(x) + tanh(x + 0.27)` lowers to exp(2x) and exp(2x + 0.54); both are `exp(s*a + c)` with the same `s*a`, so
 the one with the largest c is computed and the other is it times exp(c - c_max) (a folded constant <= 1, so no
 new overflow). Hash-consing already shares identical exps; this pass shares shifted ones.
+
+Not a pattern table: which exp a node becomes depends on every other exp of the graph (the group of its base and
+that group's largest shift), not on the node's own shape. So the pass first groups the exps of the whole graph,
+then rewrites with one rule that looks each exp up in the replacements it computed.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import math
 from dataclasses import dataclass
 
 from ..ir import F32, Node, Op, const
-from .rewrite import Rule, rewrite
+from .pattern import P
+from .rewrite import Fired, Rule, rewrite
 
 
 def decompose(arg: Node) -> tuple[Node, float, float]:
@@ -26,7 +31,10 @@ def decompose(arg: Node) -> tuple[Node, float, float]:
     return arg, 1.0, c
 
 
-def share_exp(root: Node, trace: list[str] | None = None) -> Node:
+SHARED = "exp(s*a + c) -> exp(s*a + c_max) * exp(c - c_max)"
+
+
+def share_exp(root: Node, trace: list[Fired] | None = None) -> Node:
     groups: dict[tuple[int, float], list[tuple[Node, float]]] = {}
     for n in root.toposort():
         if n.op is Op.EXP:
@@ -43,8 +51,7 @@ def share_exp(root: Node, trace: list[str] | None = None) -> Node:
                 replace[id(node)] = const(factor) * top
     if not replace:
         return root
-    return rewrite(root, [Rule("exp(s*a + c) -> exp(s*a + c_max) * exp(c - c_max)",
-                               lambda n: replace.get(id(n)), "share_exp.py")], trace)
+    return rewrite(root, [Rule.of(SHARED, P(Op.EXP, name="n"), lambda n: replace.get(id(n)))], trace)
 
 
 @dataclass(frozen=True)
