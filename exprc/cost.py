@@ -1,7 +1,7 @@
 """The paper's cost model (Appendix F): FLOPs per feature element and read bytes per token.
 
 Conventions: each + - * / is 1 FLOP, x**n is n-1, tanh 23, sigmoid 22, exp 19 (range reduction 4, degree-7 Horner
-14, exponent reconstruction 1), clip, neg, abs, min, max and selects 0 (compare + select). LayerNorm is 5d+2 FLOPs
+14, exponent reconstruction 1), clip, neg and abs 0 (compare + select, sign bit). LayerNorm is 5d+2 FLOPs
 per token, DyT 24d. Reads: LayerNorm 8d bytes per token in f32 (two passes over x), element-wise 4d.
 
 - `flops_paper` counts the expression as written: a tree, so a repeated subexpression counts each time.
@@ -16,12 +16,11 @@ from .ir import Node, Op
 PAPER_FLOPS: dict[Op, int] = {
     Op.CONST: 0, Op.INPUT: 0,
     Op.ADD: 1, Op.SUB: 1, Op.MUL: 1, Op.DIV: 1,
-    Op.NEG: 0, Op.ABS: 0, Op.MAX: 0, Op.MIN: 0, Op.CLIP: 0,
+    Op.NEG: 0, Op.ABS: 0, Op.CLIP: 0,
     Op.POW: 0,  # n-1, see op_flops
     Op.TANH: 23, Op.SIGMOID: 22, Op.EXP: 19,
     Op.TANH_APPROX: 23, Op.EXP_APPROX: 19,  # the same functions, computed by hardware
     Op.ROUND: 1, Op.CAST: 0, Op.BITCAST: 0, Op.SHL: 0,  # exponent reconstruction: the i32 add counts 1
-    Op.CMPLT: 0, Op.CMPGT: 0, Op.WHERE: 0,
 }
 
 LAYERNORM_READ_BYTES = 8  # per feature element, f32 (two passes)
@@ -62,7 +61,7 @@ def flops_optimized(ir: Node) -> int:
     return dag_flops(cost_model_ir(ir))
 
 
-def layer_cost(ir: Node, optimized: Node | None = None) -> dict[str, int]:
+def layer_cost(ir: Node) -> dict[str, int]:
     """Per-element FLOPs of one layer's expression, as written and after optimization."""
     return {"flops_paper": flops_paper(ir), "flops_optimized": flops_optimized(ir)}
 

@@ -11,13 +11,14 @@ import pytest
 import torch
 
 import exprc
-from exprc.codegen.elementwise import generate_elementwise_source
 from exprc.codegen.emit_torch import emit_torch_function
+from exprc.codegen.expr_module import generate_module_source
 from exprc.codegen.emit_triton import emit_expr_function
 from exprc.codegen.torch_ops import TORCH_OPS
 from exprc.codegen.triton_ops import TRITON_OPS, f32_bits, f32_literal
-from exprc.ir import BOOL, F32, I32, Node, Op, clip, const, evaluate, unary, var, verify, where
-from exprc.runtime.kernel_module import import_kernel_source
+from exprc.ir import F32, I32, Node, Op, clip, const, evaluate, unary, var, verify
+from exprc.runtime.kernels import family_for
+from exprc.runtime.kernels.support import import_source
 
 X = var()
 
@@ -79,12 +80,11 @@ def test_constants_are_f32_literals() -> None:
 
 def _every_op() -> Node:
     """An expression that uses every op, the lowered ones included."""
-    k = Node(Op.MIN, F32, (Node(Op.MAX, F32, (X, const(-3.0))), const(3.0)))
+    k = clip(X, -3.0, 3.0)
     ki = Node(Op.CAST, I32, (Node(Op.ROUND, F32, (k,)),))
     scale = Node(Op.BITCAST, F32, (Node(Op.SHL, I32, (Node(Op.ADD, I32, (ki, const(127, I32))),), 23),))
-    lt, gt = Node(Op.CMPLT, BOOL, (X, const(0.0))), Node(Op.CMPGT, BOOL, (X, const(1.0)))
-    e = where(lt, unary(Op.EXP_APPROX, X), unary(Op.TANH_APPROX, X)) + scale
-    e = e + where(gt, Node(Op.CAST, F32, (ki,)), -X) + Node(Op.POW, F32, (unary(Op.ABS, X),), 3)
+    e = unary(Op.EXP_APPROX, clip(X, -80.0, 80.0)) * 1e-30 + unary(Op.TANH_APPROX, X) + scale
+    e = e + (Node(Op.CAST, F32, (ki,)) - X) + Node(Op.POW, F32, (unary(Op.ABS, X),), 3)
     e = e + unary(Op.SIGMOID, X) / (1.0 + unary(Op.EXP, -unary(Op.ABS, X))) + clip(X, -2.0, math.inf)
     e = e + unary(Op.TANH, X) * Node(Op.POW, F32, (X,), 0) - Node(Op.POW, F32, (X,), 1) * 1e-40 + 1e39 * 0.0
     verify(e)
@@ -105,17 +105,26 @@ def _check(y: np.ndarray, ref: np.ndarray) -> None:
     assert np.all(np.abs(y[ok] - ref[ok]) <= 1e-5 * (1 + np.abs(ref[ok])))
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.parametrize("path", ["triton", "torch"])
-def test_every_op_matches_the_reference(tmp_path, monkeypatch, path) -> None:
+def _module_source(e: Node) -> bytes:
+    """The generated expression module of `e` exactly as given (not optimized)."""
+    return generate_module_source("every_op", e, expressions=(), mode="precise",
+                                  cost={"flops_paper": 0, "flops_code": 0}).encode()
+
+
+def _interpreted_module(path: Path, e: Node):
     import triton.language  # noqa: F401  (outside the interpreter: see conftest.triton_interpret)
 
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    return import_source(path, _module_source(e), interpreted=True)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("path", ["triton", "torch"])
+def test_every_op_matches_the_reference(tmp_path, path) -> None:
     e = _every_op()
-    module = import_kernel_source(tmp_path / "every_op.py", generate_elementwise_source(e).encode())
+    module = _interpreted_module(tmp_path / "every_op.py", e)
     x = torch.from_numpy(INPUTS)
     ones, zeros = torch.ones(x.numel()), torch.zeros(x.numel())
-    y = module.apply(x, ones, zeros) if path == "triton" else module.apply_torch(x, ones, zeros)
+    y = family_for("elementwise", module).apply(module, x, ones, zeros) if path == "triton" else module.expr_torch(x)
     _check(y.double().numpy(), evaluate(e, INPUTS.astype(np.float64)))
 
 
@@ -124,16 +133,15 @@ def test_constant_expressions_make_tensors(tmp_path) -> None:
     e = unary(Op.TANH, const(0.5)) * X + Node(Op.POW, F32, (const(3.0),), 2)
     src = emit_expr_function(e)
     assert "libdevice.tanh(tl.full(x.shape, 0.5, tl.float32))" in src
-    module = import_kernel_source(tmp_path / "consts.py", generate_elementwise_source(e).encode())
+    module = _interpreted_module(tmp_path / "consts.py", e)
     x = torch.linspace(-3, 3, 16)
-    _check(module.apply_torch(x, torch.ones(16), torch.zeros(16)).double().numpy(),
-           evaluate(e, x.double().numpy()))
+    _check(module.expr_torch(x).double().numpy(), evaluate(e, x.double().numpy()))
 
 
 def test_kernel_module_file_is_only_a_name(tmp_path) -> None:
     """Modules are imported from the given bytes, never from what is on disk at that path."""
-    src = generate_elementwise_source(exprc.parse("2*x")).encode()
+    src = _module_source(exprc.parse("2*x"))
     path = tmp_path / "k.py"
     path.write_text("raise SystemExit('read from disk')\n")
-    module = import_kernel_source(path, src)
+    module = import_source(path, src)
     assert module.MODE == "precise" and not (Path(tmp_path) / "__pycache__").exists()

@@ -59,3 +59,12 @@ def test_cli_cost_json() -> None:
     assert all(isinstance(r["flops_paper"], int) and isinstance(r["flops_optimized"], int) for r in data["layers"])
     assert {"name", "expr", "flops_paper", "flops_optimized"} <= set(data["layers"][0])
     assert data["per_token"]["layernorm"] == 25 * (5 * 768 + 2)
+
+
+def test_layer_cost_takes_only_the_expression() -> None:
+    from exprc.cost import layer_cost
+
+    ir = parse("0.698*clip(2.31*x)")
+    assert layer_cost(ir) == {"flops_paper": 2, "flops_optimized": 1}
+    with pytest.raises(TypeError):
+        layer_cost(ir, ir)  # the optimized IR was once a second, ignored argument

@@ -1,8 +1,8 @@
 """How each IR op is written in eager PyTorch: one entry per `Op` (a test checks that the table is complete).
 
 Same shape as `triton_ops.TRITON_OPS` (see `op_table.py`) and the same semantics as `exprc.ir.interpret`:
-computed on float32 tensors, NaN propagating through every op (`torch.clamp`, `torch.maximum` and
-`torch.minimum` propagate NaN). Fast-mode ops (`tanh_approx`, `exp_approx`) are the accurate torch functions.
+computed on float32 tensors, NaN propagating through every op (`torch.clamp` propagates NaN). Fast-mode ops
+(`tanh_approx`, `exp_approx`) are the accurate torch functions.
 The text assumes the module imports `math` and `torch`.
 """
 
@@ -48,20 +48,6 @@ def _clip(out: str, args: tuple[str, ...], node: Node) -> list[str]:
     return [f"{out} = torch.clamp({a}, {', '.join(bounds)})"]
 
 
-def _max_min(fn: str, bound: str) -> Stmt:
-    """torch.maximum/minimum need two tensors: against a constant, clamp (NaN-propagating too)."""
-
-    def render(out: str, args: tuple[str, ...], node: Node) -> list[str]:
-        a, b = args
-        if node.src[1].op is Op.CONST:
-            return [f"{out} = torch.clamp({a}, {bound}={b})"]
-        if node.src[0].op is Op.CONST:
-            return [f"{out} = torch.clamp({b}, {bound}={a})"]
-        return [f"{out} = torch.{fn}({a}, {b})"]
-
-    return Stmt(render)
-
-
 TORCH_OPS: dict[Op, Inline | Stmt] = {
     Op.CONST: Inline(const_text),
     Op.INPUT: Inline(lambda node, x: x),
@@ -72,8 +58,6 @@ TORCH_OPS: dict[Op, Inline | Stmt] = {
     Op.NEG: expr(lambda a: f"-{a}"),
     Op.ABS: expr(lambda a: f"torch.abs({a})"),
     Op.POW: pow_by_squaring(lambda a: f"torch.ones_like({a})"),
-    Op.MAX: _max_min("maximum", "min"),
-    Op.MIN: _max_min("minimum", "max"),
     Op.CLIP: Stmt(_clip),
     Op.TANH: expr(lambda a: f"torch.tanh({a})"),
     Op.SIGMOID: expr(lambda a: f"torch.sigmoid({a})"),
@@ -84,7 +68,4 @@ TORCH_OPS: dict[Op, Inline | Stmt] = {
     Op.CAST: expr_node(lambda a, node: f"{a}.to({'torch.int32' if node.dtype is I32 else 'torch.float32'})"),
     Op.BITCAST: expr(lambda a: f"{a}.view(torch.float32)"),
     Op.SHL: expr_node(lambda a, node: f"torch.bitwise_left_shift({a}, {int(node.arg)})"),
-    Op.CMPLT: expr(lambda a, b: f"{a} < {b}"),
-    Op.CMPGT: expr(lambda a, b: f"{a} > {b}"),
-    Op.WHERE: expr(lambda c, a, b: f"torch.where({c}, {a}, {b})"),
 }

@@ -2,7 +2,7 @@
 
 Leaves (`const`, `input`) are `Inline` entries, written in place of an operand; every other op is a `Stmt`
 entry writing the statement(s) that assign the node's value to its temporary (see `op_table.py`). Semantics match
-`exprc.ir.interpret` (the numpy reference): NaN propagates through every op, clip/max/min included.
+`exprc.ir.interpret` (the numpy reference): NaN propagates through every op, clip included.
 
 Only builtins of `triton.language` are used (no `tl.zeros_like`, `tl.sigmoid`, ... which are jit functions of
 its standard library): the interpreter cannot call those when Triton was imported without TRITON_INTERPRET=1.
@@ -100,8 +100,6 @@ TRITON_OPS: dict[Op, Inline | Stmt] = {
     Op.NEG: expr(lambda a: f"-{a}"),
     Op.ABS: expr(lambda a: f"tl.abs({a})"),
     Op.POW: pow_by_squaring(lambda a: f"tl.full({a}.shape, 1.0, tl.float32)"),
-    Op.MAX: expr(lambda a, b: f"tl.maximum({a}, {b}, propagate_nan=tl.PropagateNan.ALL)"),
-    Op.MIN: expr(lambda a, b: f"tl.minimum({a}, {b}, propagate_nan=tl.PropagateNan.ALL)"),
     Op.CLIP: Stmt(_clip),
     Op.TANH: expr(lambda a: f"libdevice.tanh({a})"),
     Op.SIGMOID: expr(lambda a: f"1.0 / (1.0 + libdevice.exp(-{a}))"),
@@ -112,7 +110,4 @@ TRITON_OPS: dict[Op, Inline | Stmt] = {
     Op.CAST: Stmt(_cast),
     Op.BITCAST: expr(lambda a: f"{a}.to(tl.float32, bitcast=True)"),
     Op.SHL: expr_node(lambda a, node: f"{a} << {int(node.arg)}"),
-    Op.CMPLT: expr(lambda a, b: f"{a} < {b}"),
-    Op.CMPGT: expr(lambda a, b: f"{a} > {b}"),
-    Op.WHERE: expr(lambda c, a, b: f"tl.where({c}, {a}, {b})"),
 }

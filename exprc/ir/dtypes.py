@@ -24,6 +24,3 @@ class DType(Enum):
 
 
 F32, I32, BOOL = DType.F32, DType.I32, DType.BOOL
-
-# storage dtypes accepted by generated kernels, by their torch name
-STORAGE_DTYPES = ("float32", "bfloat16", "float16")

@@ -1,6 +1,6 @@
 """A numpy interpreter of the IR, in float64 (the reference) or float32 (what a kernel computes).
 
-NaN propagates through every op (clip, max and min included), as in the generated kernels.
+NaN propagates through every op (clip included), as in the generated kernels.
 """
 
 from __future__ import annotations
@@ -46,8 +46,6 @@ EVAL: dict[Op, Callable] = {
     Op.NEG: lambda a, n, ft: -a,
     Op.ABS: lambda a, n, ft: np.abs(a),
     Op.POW: lambda a, n, ft: a ** n.arg if n.arg else np.ones_like(a),
-    Op.MAX: lambda a, b, n, ft: np.maximum(a, b),
-    Op.MIN: lambda a, b, n, ft: np.minimum(a, b),
     Op.CLIP: lambda a, n, ft: _clip(a, n),
     Op.TANH: lambda a, n, ft: np.tanh(a),
     Op.SIGMOID: lambda a, n, ft: _sigmoid(a),
@@ -58,9 +56,6 @@ EVAL: dict[Op, Callable] = {
     Op.CAST: _cast,
     Op.BITCAST: _bitcast,
     Op.SHL: lambda a, n, ft: np.left_shift(a.astype(np.int32), np.int32(n.arg)).astype(np.int32),
-    Op.CMPLT: lambda a, b, n, ft: a < b,
-    Op.CMPGT: lambda a, b, n, ft: a > b,
-    Op.WHERE: lambda c, a, b, n, ft: np.where(c, a, b),
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import struct
 import weakref
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from .dtypes import BOOL, F32, I32, DType
 from .ops import Op
@@ -82,9 +82,6 @@ class Node:
                 if id(s) not in seen:
                     stack.append((s, False))
         return order
-
-    def walk(self) -> Iterator["Node"]:
-        return iter(self.toposort())
 
     @property
     def is_const(self) -> bool:
@@ -159,10 +156,6 @@ def unary(op: Op, a: Node, arg: Any = None) -> Node:
 
 def clip(a: Node, lo: float, hi: float) -> Node:
     return Node(Op.CLIP, F32, (a,), (float(lo), float(hi)))
-
-
-def where(c: Node, a: Node, b: Node) -> Node:
-    return Node(Op.WHERE, a.dtype, (c, a, b))
 
 
 def count_nodes(root: Node) -> int:

@@ -21,8 +21,6 @@ class Op(Enum):
     NEG = auto()
     ABS = auto()
     POW = auto()  # arg: small non-negative int exponent; src: (base,)
-    MAX = auto()  # NaN-propagating
-    MIN = auto()  # NaN-propagating
     CLIP = auto()  # arg: (lo, hi) floats, either may be +-inf; NaN-propagating
     # transcendentals (before lowering)
     TANH = auto()
@@ -35,9 +33,6 @@ class Op(Enum):
     CAST = auto()  # value conversion; dtype says the target (f32 <-> i32)
     BITCAST = auto()  # reinterpret bits; dtype says the target (i32 -> f32)
     SHL = auto()  # i32 << arg (int)
-    CMPLT = auto()  # a < b -> bool
-    CMPGT = auto()  # a > b -> bool
-    WHERE = auto()  # src: (cond, a, b) -> cond ? a : b
 
 
 class GroupOp:
@@ -46,20 +41,16 @@ class GroupOp:
         {Op.NEG, Op.ABS, Op.POW, Op.CLIP, Op.TANH, Op.SIGMOID, Op.EXP, Op.TANH_APPROX,
          Op.EXP_APPROX, Op.ROUND, Op.CAST, Op.BITCAST, Op.SHL}
     )
-    Binary = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.MAX, Op.MIN, Op.CMPLT, Op.CMPGT})
-    Ternary = frozenset({Op.WHERE})
-    Commutative = frozenset({Op.ADD, Op.MUL, Op.MAX, Op.MIN})
+    Binary = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.DIV})
+    Commutative = frozenset({Op.ADD, Op.MUL})
     Transcendental = frozenset({Op.TANH, Op.SIGMOID, Op.EXP, Op.TANH_APPROX, Op.EXP_APPROX})
-    Compare = frozenset({Op.CMPLT, Op.CMPGT})
     # ops whose `arg` is part of their meaning (printed after the operands)
     WithArg = frozenset({Op.CONST, Op.INPUT, Op.POW, Op.CLIP, Op.SHL})
 
 
+ARITY: dict[Op, int] = {
+    **{op: 0 for op in GroupOp.Leaf}, **{op: 1 for op in GroupOp.Unary}, **{op: 2 for op in GroupOp.Binary}}
+
+
 def arity(op: Op) -> int:
-    if op in GroupOp.Leaf:
-        return 0
-    if op in GroupOp.Unary:
-        return 1
-    if op in GroupOp.Binary:
-        return 2
-    return 3
+    return ARITY[op]

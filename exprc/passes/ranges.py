@@ -115,10 +115,6 @@ def _interval_of(node: Node) -> tuple[float, float]:
     if op is Op.CLIP:
         lo, hi = node.arg
         return (min(max(r[0][0], lo), hi), max(min(r[0][1], hi), lo))
-    if op is Op.MAX:
-        return (max(r[0][0], r[1][0]), max(r[0][1], r[1][1]))
-    if op is Op.MIN:
-        return (min(r[0][0], r[1][0]), min(r[0][1], r[1][1]))
     if op in (Op.TANH, Op.TANH_APPROX):
         return _monotone(math.tanh, r[0])
     if op is Op.SIGMOID:
@@ -128,8 +124,6 @@ def _interval_of(node: Node) -> tuple[float, float]:
     if op is Op.ROUND:
         return (math.floor(r[0][0]) if math.isfinite(r[0][0]) else r[0][0],
                 math.ceil(r[0][1]) if math.isfinite(r[0][1]) else r[0][1])
-    if op is Op.WHERE:
-        return (min(r[1][0], r[2][0]), max(r[1][1], r[2][1]))
     return FULL
 
 

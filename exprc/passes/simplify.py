@@ -40,6 +40,16 @@ def _scaled(c1: float, c2: float, a: Node, op: Op) -> Node | None:
     return None if c is None else Node(op, F32, (c, a))
 
 
+def _distribute(c1: float, a: Node, c2: float) -> Node | None:
+    c = _finite(c1 * c2)
+    return None if c is None else const(c1) * a + c
+
+
+def _add_consts(a: Node, c1: float, c2: float) -> Node | None:
+    c = _finite(c1 + c2)
+    return None if c is None else a + c
+
+
 def _clip_clip(a: Node, inner: Node, outer: Node) -> Node | None:
     (l1, h1), (l2, h2) = inner.arg, outer.arg
     lo, hi = max(l1, l2), min(h1, h2)
@@ -78,10 +88,8 @@ RULES = RuleTable([
     ("c1*(c2*a) -> (c1*c2)*a", P(MUL, C("c1"), P(MUL, C("c2"), A)), lambda c1, c2, a: _scaled(c1, c2, a, MUL)),
     ("c1*(c2/a) -> (c1*c2)/a", P(MUL, C("c1"), P(DIV, C("c2"), A)), lambda c1, c2, a: _scaled(c1, c2, a, DIV)),
     ("neg(c/a) -> (-c)/a", P(NEG, P(DIV, C("c"), A)), lambda c, a: const(-c) / a),
-    ("c1*(a+c2) -> c1*a + c1*c2", P(MUL, C("c1"), P(ADD, A, C("c2"))),
-     lambda c1, a, c2: None if (c := _finite(c1 * c2)) is None else const(c1) * a + c),
-    ("(a+c1)+c2 -> a+(c1+c2)", P(ADD, P(ADD, A, C("c1")), C("c2")),
-     lambda a, c1, c2: None if (c := _finite(c1 + c2)) is None else a + c),
+    ("c1*(a+c2) -> c1*a + c1*c2", P(MUL, C("c1"), P(ADD, A, C("c2"))), lambda c1, a, c2: _distribute(c1, a, c2)),
+    ("(a+c1)+c2 -> a+(c1+c2)", P(ADD, P(ADD, A, C("c1")), C("c2")), lambda a, c1, c2: _add_consts(a, c1, c2)),
     ("(a+c)+b -> (a+b)+c", P(ADD, P(ADD, A, C("c")), NB, dtype=F32), lambda a, c, b: (a + b) + const(c)),
     ("a+(b+c) -> (a+b)+c", P(ADD, NA, P(ADD, B, C("c")), dtype=F32), lambda a, b, c: (a + b) + const(c)),
     ("(a+c)-b -> (a-b)+c", P(SUB, P(ADD, A, C("c")), NB, dtype=F32), lambda a, c, b: (a - b) + const(c)),
