@@ -15,6 +15,10 @@ _RUNTIME = {
     "ExprNorm": "exprc.runtime.expr_norm",
     "FusedLinearExprNorm": "exprc.runtime.fused_linear",
     "patch_timm": "exprc.runtime.patch_timm",
+    "patch": "exprc.runtime.patch",
+    "FusedExprNormLinear": "exprc.runtime.fused_linear",
+    "compile_expr": "exprc.compiler",
+    "compile_layers": "exprc.compiler",
     "read_layers": "exprc.frontend.layer_files",
 }
 

@@ -6,12 +6,17 @@ the 32-wide interpreter tiles, and K both even and not), for f32/bf16/f16 storag
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 import exprc
+from exprc.compiler import expression_module
 from exprc.ir import evaluate
+from exprc.runtime.kernels import family_for
+from exprc.runtime.kernels.support import is_interpreted
 
 DEEP = "-0.84*x + 1.31*clip(2*x) + 0.548*tanh(tanh(tanh(x)) + 0.227)"  # blocks.2.norm1 of the paper
 EXPRESSIONS = [
@@ -63,7 +68,7 @@ def _launch(module, ops, use, write_r=True):
     y = torch.full((m, n), float("nan"), dtype=a.dtype)
     args = [ops[name] if use.get(name, True) else None
             for name in ("a", "weight", "bias", "scale", "residual", "norm_weight", "norm_bias")]
-    module.launch(*args, r, y)
+    family_for("matmul_epilogue", module).launch(module, *args, r, y)
     return r, y
 
 
@@ -78,10 +83,8 @@ ALL = dict(bias=True, scale=True, residual=True, norm_weight=True, norm_bias=Tru
 ])
 @pytest.mark.parametrize("mnk", [(37, 40, 72), (64, 48, 64)], ids=["odd-k", "even-k"])
 def test_epilogue_matches_float64_reference(triton_interpret, dtype, use, mnk):
-    from exprc.runtime.fused_linear import epilogue_module_for
-
-    module = epilogue_module_for(DEEP)
-    assert module.INTERPRETING
+    module = expression_module(DEEP)
+    assert is_interpreted(module.expr_fn)
     ops = _operands(*mnk, dtype)
     r, y = _launch(module, ops, use)
     r_ref = _reference_r(ops, use)
@@ -97,9 +100,7 @@ def test_epilogue_matches_float64_reference(triton_interpret, dtype, use, mnk):
 @pytest.mark.parametrize("expr", EXPRESSIONS)
 @pytest.mark.parametrize("mode", ["precise", "horner", "fast"])
 def test_every_lowering_in_the_epilogue(triton_interpret, expr, mode):
-    from exprc.runtime.fused_linear import epilogue_module_for
-
-    module = epilogue_module_for(expr, mode)
+    module = expression_module(expr, mode)
     ops = _operands(33, 24, 40, torch.float32, seed=1)
     ops["a"] = ops["a"] * 2  # r over about [-8, 8]: both clip sides, tanh saturating
     r, y = _launch(module, ops, ALL)
@@ -110,9 +111,7 @@ def test_every_lowering_in_the_epilogue(triton_interpret, expr, mode):
 
 
 def test_skipping_r_leaves_y_unchanged(triton_interpret):
-    from exprc.runtime.fused_linear import epilogue_module_for
-
-    module = epilogue_module_for(DEEP)
+    module = expression_module(DEEP)
     ops = _operands(20, 36, 48, torch.bfloat16, seed=2)
     r, y = _launch(module, ops, ALL)
     none, y_only = _launch(module, ops, ALL, write_r=False)
@@ -122,41 +121,43 @@ def test_skipping_r_leaves_y_unchanged(triton_interpret):
 
 def test_interpreter_runs_one_fixed_config(triton_interpret):
     """Autotuning is skipped under the interpreter: `launch` returns no chosen config and runs in one go."""
-    from exprc.runtime.fused_linear import epilogue_module_for
+    from exprc.runtime.kernels.tiles import INTERPRETER_CONFIG
 
-    module = epilogue_module_for("tanh(x)")
+    module = expression_module("tanh(x)")
     ops = _operands(8, 8, 8, torch.float32)
-    assert module.launch(*ops.values(), None, torch.empty(8, 8)) is None
-    assert module.INTERPRETER_CONFIG["BLOCK_K"] == 32
+    assert family_for("matmul_epilogue", module).launch(module, *ops.values(), None, torch.empty(8, 8)) is None
+    assert INTERPRETER_CONFIG.block_k == 32
 
 
 def test_generated_source_is_readable_and_safe():
-    from exprc.codegen.matmul_epilogue import KERNEL_NAME, generate_epilogue_source
-    from exprc.passes.pipeline import optimize
-
-    hostile = 'x"""; import os; """\n\x00\\'  # user text goes into the docstring: it must stay inside it
-    source = generate_epilogue_source(optimize(exprc.parse(DEEP)).root, expr_text=hostile, layers=["blocks.2.norm1"])
-    compile(source, "<generated>", "exec")  # still valid Python
+    """User text goes into the generated module's header comments: it must stay inside them."""
     import ast
 
-    tree = ast.parse(source)
-    assert [type(n).__name__ for n in tree.body[:1]] == ["Expr"]  # the docstring, then imports: nothing injected
-    assert hostile in ast.get_docstring(tree)
-    assert f"def {KERNEL_NAME}(" in source and "def launch(" in source and "def expr_fn(" in source
-    assert "blocks.2.norm1" in source and "mode:       precise" in source
+    from exprc.compiler import compile_expr
+
+    hostile = 'x"""; import os; """\n\x00\\'
+    compiled = compile_expr(DEEP)
+    source = type(compiled)(compiled.key, compiled.ir, compiled.result, (hostile,), compiled.cost).source()
+    tree = ast.parse(source)  # still valid Python
+    assert "os" not in {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert [line for line in source.splitlines() if "import os" in line] == [
+        f"# source: {json.dumps(hostile)}"]
+    assert "def expr_fn(" in source and "def expr_torch(" in source and "precise mode" in source
+    for forbidden in ("tl.load", "tl.store", "tl.dot", "_ptr"):  # the kernels are not in the generated file
+        assert forbidden not in source
 
 
-def test_usable_configs_follow_element_size(triton_interpret):
-    from exprc.runtime.fused_linear import epilogue_module_for
+def test_usable_configs_follow_element_size():
+    from exprc.runtime.kernels.tiles import MATMUL_CONFIGS, triton_configs, usable_configs
 
-    module = epilogue_module_for("tanh(x)")
+    configs = triton_configs(MATMUL_CONFIGS)
     h100 = 232448  # bytes of shared memory per block (opt-in) on sm_90
     a100 = 166912
-    bf16 = module.usable_configs(module.CONFIGS, 2, h100)
-    f32 = module.usable_configs(module.CONFIGS, 4, h100)
-    assert len(bf16) == len(module.CONFIGS)
+    bf16 = usable_configs(configs, 2, h100)
+    f32 = usable_configs(configs, 4, h100)
+    assert len(bf16) == len(configs)
     assert f32 and all(c.kwargs["BLOCK_K"] == 32 for c in f32)
-    for c in module.usable_configs(module.CONFIGS, 4, a100):
+    for c in usable_configs(configs, 4, a100):
         assert c.num_stages * (c.kwargs["BLOCK_M"] + c.kwargs["BLOCK_N"]) * c.kwargs["BLOCK_K"] * 4 <= a100
 
 

@@ -10,6 +10,7 @@ from torch import nn
 import exprc
 from exprc.runtime.expr_norm import ExprNorm
 from exprc.runtime.fused_linear import FusedExprNormLinear
+from exprc.runtime.kernels import family_for
 
 EXPR = "-0.84*x + 1.31*clip(2*x) + 0.548*tanh(tanh(tanh(x)) + 0.227)"
 CHEAP = "0.541*clip(clip(2.35*x)) + 0.174"
@@ -23,16 +24,18 @@ def _randomize(*modules: nn.Module, seed: int = 0) -> None:
                 p.copy_(torch.randn(p.shape, generator=g) * (p.shape[-1] ** -0.5 if p.dim() == 2 else 1.0))
 
 
-def count_launches(monkeypatch, kernel_module) -> list:
-    """Record each call of the generated module's `launch` (then run it)."""
+def count_launches(monkeypatch, norm: ExprNorm, family: str = "matmul_epilogue") -> list:
+    """Record each launch of the kernel `family` with `norm`'s expression (then run it): the shape of A."""
     calls = []
-    original = kernel_module.launch
+    kernels = family_for(family, norm.kernel)
+    original = kernels.launch
 
-    def spy(*args, **kwargs):
-        calls.append(tuple(args[0].shape))
-        return original(*args, **kwargs)
+    def spy(expr, a, *args, **kwargs):
+        assert expr is norm.kernel
+        calls.append(tuple(a.shape))
+        return original(expr, a, *args, **kwargs)
 
-    monkeypatch.setattr(kernel_module, "launch", spy)
+    monkeypatch.setattr(kernels, "launch", spy)
     return calls
 
 
@@ -58,7 +61,7 @@ def test_parameters_are_those_of_linear_and_layernorm(fused):
 @pytest.mark.parametrize("with_residual", [True, False])
 def test_eager_fallback_is_the_unfused_math(fused, with_residual, monkeypatch):
     """On a CPU without the interpreter the kernel cannot run: the fallback is the same ops, bit for bit."""
-    launches = count_launches(monkeypatch, fused.epilogue)
+    launches = count_launches(monkeypatch, fused.norm)
     x, res = torch.randn(2, 9, 48), torch.randn(2, 9, 40)
     residual = res if with_residual else None
     with torch.no_grad():
@@ -73,7 +76,7 @@ def test_eager_fallback_is_the_unfused_math(fused, with_residual, monkeypatch):
 def test_interpreted_kernel_matches_unfused(triton_interpret, dtype, monkeypatch):
     m = exprc.FusedLinearExprNorm(48, 40, EXPR, dtype=dtype)
     _randomize(m)
-    launches = count_launches(monkeypatch, m.epilogue)
+    launches = count_launches(monkeypatch, m.norm)
     x, res = torch.randn(3, 7, 48).to(dtype), torch.randn(3, 7, 40).to(dtype)
     with torch.no_grad():
         r, y = m(x, res)
@@ -88,7 +91,7 @@ def test_interpreted_kernel_matches_unfused(triton_interpret, dtype, monkeypatch
 
 
 def test_autograd_takes_the_eager_path(triton_interpret, fused, monkeypatch):
-    launches = count_launches(monkeypatch, fused.epilogue)
+    launches = count_launches(monkeypatch, fused.norm)
     x = torch.randn(4, 48, requires_grad=True)
     r, y = fused(x, torch.randn(4, 40))
     (r.sum() + y.square().sum()).backward()
@@ -98,7 +101,7 @@ def test_autograd_takes_the_eager_path(triton_interpret, fused, monkeypatch):
 
 def test_backends(triton_interpret, monkeypatch):
     m = exprc.FusedLinearExprNorm(16, 8, "tanh(x)", backend="torch")
-    launches = count_launches(monkeypatch, m.epilogue)
+    launches = count_launches(monkeypatch, m.norm)
     with torch.no_grad():
         m(torch.randn(2, 16))
     assert launches == []
@@ -113,7 +116,7 @@ def test_triton_backend_refuses_what_it_cannot_run():
 
 
 def test_layer_scale_and_no_bias(triton_interpret):
-    from exprc.runtime.fused_linear import epilogue_module_for, linear_residual_norm
+    from exprc.runtime.fused_linear import linear_residual_norm
 
     norm = ExprNorm(24, EXPR)
     linear = nn.Linear(32, 24, bias=False)
@@ -121,8 +124,7 @@ def test_layer_scale_and_no_bias(triton_interpret):
     gamma = torch.rand(24) + 0.5
     x, res = torch.randn(5, 32), torch.randn(5, 24)
     with torch.no_grad():
-        r, y = linear_residual_norm(x, linear.weight, None, norm, epilogue_module_for(EXPR), residual=res,
-                                    scale=gamma)
+        r, y = linear_residual_norm(x, linear.weight, None, norm, residual=res, scale=gamma)
         r_ref = res + gamma * linear(x)
     torch.testing.assert_close(r, r_ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(y, norm(r_ref), rtol=1e-5, atol=1e-5)
@@ -141,7 +143,7 @@ def test_prologue_module_matches_norm_then_linear(interpret, monkeypatch, reques
     norm, linear = ExprNorm(40, CHEAP), nn.Linear(40, 56)
     _randomize(norm, linear, seed=4)
     fused = FusedExprNormLinear(norm, linear)
-    launches = count_launches(monkeypatch, fused.prologue)
+    launches = count_launches(monkeypatch, norm, "matmul_prologue")
     x = torch.randn(2, 11, 40) * 2
     with torch.no_grad():
         out = fused(x)

@@ -6,9 +6,12 @@ import pytest
 import torch
 
 import exprc
-from exprc.codegen.matmul_prologue import fold_norm_affine
-from exprc.codegen.planner import KINDS, plan_layer, plan_vit, vit_layer_context
+from exprc.codegen.planner import KINDS, ViTContext, plan_layer
+from exprc.compiler import compile_expr, compile_layers, expression_module
 from exprc.ir import evaluate
+from exprc.runtime.fused_linear import fold_norm_affine
+from exprc.runtime.kernels import family_for
+from exprc.runtime.kernels.support import is_interpreted
 
 CHEAP = "-0.522*x + 2.11*clip(x)"  # blocks.0.norm1: 3 FLOPs
 COSTLY = "-0.84*x + 1.31*clip(2*x) + 0.548*tanh(tanh(tanh(x)) + 0.227)"  # blocks.2.norm1: 71 FLOPs optimized
@@ -29,17 +32,15 @@ def test_folding_is_exact_algebra():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("expr", [CHEAP, COSTLY, "0.5*exp(-x*x) + 1.0"])  # the last: f(0) != 0 on padded K
 def test_prologue_matches_float64_reference(triton_interpret, dtype, expr):
-    from exprc.runtime.fused_linear import prologue_module_for
-
-    module = prologue_module_for(expr)
-    assert module.INTERPRETING
+    module = expression_module(expr)
+    assert is_interpreted(module.expr_fn)
     g = torch.Generator().manual_seed(3)
     m, n, k = 37, 45, 40  # K not a multiple of the 32-wide tile: the padding must contribute nothing
     x = (torch.randn(m, k, generator=g, dtype=torch.float64) * 2).to(dtype)
     weight = (torch.randn(n, k, generator=g, dtype=torch.float64) * k ** -0.5).to(dtype)
     bias = torch.randn(n, generator=g, dtype=torch.float64).to(dtype)
     out = torch.full((m, n), float("nan"), dtype=dtype)
-    module.launch(x, weight, bias, out)
+    family_for("matmul_prologue", module).launch(module, x, weight, bias, out)
     fx = torch.from_numpy(evaluate(exprc.parse(expr), x.double().numpy()))
     ref = fx @ weight.double().T + bias.double()
     # bf16: f(x) enters the tensor-core dot rounded to bf16 (each term off by at most one ulp: the interpreter
@@ -61,24 +62,30 @@ def test_prologue_matches_float64_reference(triton_interpret, dtype, expr):
     pytest.param("-0.488*x + clip(2.85*x) + 0.217", True, 2304, "prologue", id="4-flops-qkv"),
 ])
 def test_planner_decisions(expr, has_producer, consumer_n, kind):
-    plan = plan_layer(exprc.parse(expr), has_producer=has_producer, consumer_n=consumer_n)
+    plan = plan_layer(flops(expr), has_producer=has_producer, consumer_n=consumer_n)
     assert plan.kind == kind and plan.kind in KINDS
     assert plan.reason and str(plan.flops) in plan.reason
 
 
 def test_planner_weighs_storage_bytes():
     """f32 activations cost twice the bytes per element, so a dearer f still pays in the prologue."""
-    root = exprc.parse("-0.488*x + clip(2.85*x) + 0.217")
-    assert plan_layer(root, consumer_n=3072, storage_bytes=2).kind == "epilogue"
-    assert plan_layer(root, consumer_n=3072, storage_bytes=4).kind == "prologue"
+    cost = flops("-0.488*x + clip(2.85*x) + 0.217")
+    assert plan_layer(cost, consumer_n=3072, storage_bytes=2).kind == "epilogue"
+    assert plan_layer(cost, consumer_n=3072, storage_bytes=4).kind == "prologue"
+
+
+def flops(expr: str) -> int:
+    return compile_expr(expr).cost["flops_optimized"]
 
 
 def test_vit_layer_context():
-    assert vit_layer_context("blocks.0.norm1", 768, 3072) == (False, 2304)
-    assert vit_layer_context("blocks.5.norm1", 768, 3072) == (True, 2304)
-    assert vit_layer_context("blocks.5.norm2", 768, 3072) == (True, 3072)
-    assert vit_layer_context("norm", 768, 3072) == (True, None)
-    assert vit_layer_context("fc_norm", 768, 3072) == (False, None)
+    context = ViTContext(768)
+    assert context.site("blocks.0.norm1") == (False, 2304)
+    assert context.site("blocks.5.norm1") == (True, 2304)
+    assert context.site("blocks.5.norm2") == (True, 3072)
+    assert context.site("norm") == (True, None)
+    assert context.site("fc_norm") == (False, None)
+    assert ViTContext(64, mlp_hidden=100).site("blocks.1.norm2") == (True, 100)
 
 
 def test_plan_for_the_paper_model():
@@ -87,9 +94,7 @@ def test_plan_for_the_paper_model():
     from exprc.frontend.layer_files import read_layers
 
     path = Path(__file__).resolve().parent.parent / "examples" / "vit_b16_paper.json"
-    if not path.exists():
-        pytest.skip(f"{path} not present")
-    plans = plan_vit({layer.name: layer.ir for layer in read_layers(path)})
+    plans = {la.name: la.plan for la in compile_layers(read_layers(path)).layers}
     assert len(plans) == 25
     assert plans["blocks.2.norm1"].kind == "epilogue"  # three tanh: recomputing it 18 times does not pay
     assert plans["blocks.1.norm1"].kind == "prologue"  # one multiply and a clip

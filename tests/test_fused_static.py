@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from exprc.codegen.matmul_templates.tiles import MATMUL_CONFIGS, PROLOGUE_CONFIGS, TileConfig
+from exprc.runtime.kernels.tiles import MATMUL_CONFIGS, PROLOGUE_CONFIGS, TileConfig
 
 triton = pytest.importorskip("triton")
 
@@ -36,13 +36,13 @@ def _compile(case: tuple):
     kind, expr, arch, storage, config, flags = case
     flags = dict(flags)
     os.environ.pop("TRITON_INTERPRET", None)  # compiled, not interpreted, kernels
-    from exprc.codegen.matmul_epilogue import compile_epilogue
-    from exprc.codegen.matmul_prologue import compile_prologue
-    from exprc.runtime.fused_linear import epilogue_module_for, prologue_module_for
+    from exprc.codegen.compile_check import compile_epilogue, compile_prologue
+    from exprc.compiler import expression_module
 
+    module = expression_module(expr, interpreted=False)
     if kind == "epilogue":
-        return compile_epilogue(epilogue_module_for(expr), arch=arch, storage=storage, config=config, **flags)
-    return compile_prologue(prologue_module_for(expr), arch=arch, storage=storage, config=config, **flags)
+        return compile_epilogue(module, arch=arch, storage=storage, config=config, **flags)
+    return compile_prologue(module, arch=arch, storage=storage, config=config, **flags)
 
 
 def _compile_all(cases: list[tuple]) -> dict[tuple, object]:

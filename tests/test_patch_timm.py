@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from torch import nn
 import exprc
 from exprc import ExprcError
 from exprc.runtime.expr_norm import ExprNorm
+from exprc.runtime.kernels import family
 
 timm = pytest.importorskip("timm")
 from timm.models.vision_transformer import VisionTransformer  # noqa: E402
@@ -51,17 +53,25 @@ def patched_pair(model: nn.Module, layers) -> tuple[nn.Module, nn.Module]:
     return reference, exprc.patch_timm(model, layers, fuse=True)
 
 
-def count_launches(monkeypatch, model) -> list:
+def count_launches(monkeypatch, model=None) -> list:
+    """Record each launch of a fused (epilogue or prologue) kernel under the interpreter: (family, module name)."""
     calls = []
-    for name, module in model._exprc_fusion.epilogues.items():
-        original = module.launch
+    for name in ("matmul_epilogue", "matmul_prologue"):
+        kernels = family(name, interpreted=True)
+        original = kernels.launch
 
-        def spy(*args, _original=original, _name=name, **kwargs):
-            calls.append(_name)
-            return _original(*args, **kwargs)
+        def spy(expr, *args, _original=original, _name=name, **kwargs):
+            calls.append((_name, expr.__name__))
+            return _original(expr, *args, **kwargs)
 
-        monkeypatch.setattr(module, "launch", spy)
+        monkeypatch.setattr(kernels, "launch", spy)
     return calls
+
+
+def fused_kernels(model) -> int:
+    """How many fused kernels one forward of the patched `model` launches: one per norm placed in an epilogue
+    or a prologue."""
+    return sum(kind in ("epilogue", "prologue") for kind in model._exprc_fusion.placement.values())
 
 
 def kl_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor) -> float:
@@ -94,8 +104,10 @@ def test_fused_tiny_vit_matches_unfused(triton_interpret, monkeypatch, variant):
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         want, got = reference(x), fused(x)
-    # per block proj + norm2 and fc2 + next norm1 (the last: + norm; without a final norm, a plain add)
-    assert len(launches) == (3 if variant.get("fc_norm") else 4)
+    # one fused kernel per norm the plan places in an epilogue (proj/fc2 + residual + norm) or a prologue
+    # (qkv/fc1 on the norm's input)
+    kinds = [kind for kind in fused._exprc_fusion.placement.values() if kind != "standalone"]
+    assert sorted(f for f, _ in launches) == sorted(f"matmul_{kind}" for kind in kinds) and kinds
     diff = (got - want).abs().max().item()
     kl = kl_divergence(want, got)
     print(f"tiny {type(model).__name__} {sorted(variant)}: max |logit diff| {diff:.3g}, KL {kl:.3g}")
@@ -139,31 +151,97 @@ def test_training_mode_and_autograd_run_timm_forward(triton_interpret, monkeypat
     model.eval()
     with torch.no_grad():
         model(torch.randn(2, 3, 32, 32))
-    assert len(launches) == 4
+    assert len(launches) == fused_kernels(model) > 0
 
 
 def test_compiled_directory(tmp_path):
-    from exprc.codegen.package_writer import write_package
+    from exprc.compiler import write_package
     from exprc.frontend.layer_files import read_layers
 
     out = write_package(read_layers(TINY_LAYERS), tmp_path / "kernels")
     model = tiny_vit()
     reference = exprc.patch_timm(copy.deepcopy(model), TINY_LAYERS, fuse=False, backend="torch")
     fused = exprc.patch_timm(model, out)
-    # the epilogue modules are the directory's files (imported by content: a module's name carries its digest)
-    digests = {hashlib.sha256(f.read_bytes()).hexdigest()[:20] for f in out.glob("mm_*.py")}
-    assert digests and all(any(d in m.__name__ for d in digests) for m in fused._exprc_fusion.epilogues.values())
+    # the expression modules are the directory's files (imported by content: a module's name carries its digest)
+    digests = {hashlib.sha256(f.read_bytes()).hexdigest()[:20] for f in out.glob("e_*.py")}
+    used = {m.kernel.__name__ for m in fused.modules() if isinstance(m, ExprNorm)}
+    assert digests and all(any(d in name for d in digests) for name in used)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        assert torch.equal(fused(x), reference(x))  # eager on CPU: the very same ops
+        torch.testing.assert_close(fused(x), reference(x), rtol=1e-5, atol=1e-5)  # eager on CPU
+
+
+def test_the_manifest_plan_is_carried_out_as_written(tmp_path, triton_interpret, monkeypatch):
+    """A directory compiled for ViT-B widths (the default) brings its own plan; patching a 64-wide model follows
+    it, not the plan this model's widths would give, and both kernel kinds run as planned."""
+    from exprc.compiler import write_package
+    from exprc.frontend.layer_files import read_layers
+
+    out = write_package(read_layers(TINY_LAYERS), tmp_path / "kernels")
+    planned = {e["name"]: e["placement"] for e in json.loads((out / "manifest.json").read_text())["layers"]}
+    own = exprc.patch_timm(tiny_vit(), TINY_LAYERS)._exprc_fusion.placement  # planned for width 64
+    assert planned != own  # the test would prove nothing otherwise
+    model = exprc.patch_timm(tiny_vit(), out)
+    assert model._exprc_fusion.placement == planned
+    launches = count_launches(monkeypatch)
+    with torch.no_grad():
+        model(torch.randn(2, 3, 32, 32))
+    epilogues = [n for n, kind in planned.items() if kind == "epilogue"]
+    prologues = [n for n, kind in planned.items() if kind == "prologue"]
+    assert sorted(f for f, _ in launches) == sorted(["matmul_epilogue"] * len(epilogues)
+                                                    + ["matmul_prologue"] * len(prologues))
+
+
+def test_a_plan_the_model_cannot_carry_out_is_refused(tmp_path):
+    from exprc.compiler import write_package
+    from exprc.frontend.layer_files import read_layers
+
+    out = write_package(read_layers(TINY_LAYERS), tmp_path / "kernels")
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["layers"][0]["placement"] = "epilogue"  # blocks.0.norm1: no matmul produces its input
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    model = tiny_vit()
+    with pytest.raises(ExprcError, match="'blocks.0.norm1' is planned as 'epilogue'"):
+        exprc.patch_timm(model, out)
+    assert not any(isinstance(m, ExprNorm) for m in model.modules())  # refused before any change
+    manifest["layers"][0]["placement"] = "sideways"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ExprcError, match="placement 'sideways'"):
+        exprc.load(out)
+
+
+def test_prologue_placement_runs_in_a_patched_model(triton_interpret, monkeypatch):
+    """Every norm with a consuming Linear in the prologue (cheap expressions, narrow model): the prologue kernel
+    runs for each, and the logits match the unfused model."""
+    cheap = {name: "0.698*clip(2.31*x)" for name in TINY_LAYERS}
+    reference, fused = patched_pair(tiny_vit(), cheap)
+    placement = fused._exprc_fusion.placement
+    assert [n for n, kind in placement.items() if kind == "prologue"] == [
+        "blocks.0.norm1", "blocks.0.norm2", "blocks.1.norm1", "blocks.1.norm2"]
+    launches = count_launches(monkeypatch)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        want, got = reference(x), fused(x)
+    assert [f for f, _ in launches].count("matmul_prologue") == 4
+    assert (got - want).abs().max() <= 1e-4
 
 
 def test_missing_and_extra_layers_are_named():
     layers = {k: v for k, v in TINY_LAYERS.items() if k != "blocks.1.norm2"}
-    with pytest.raises(ExprcError, match=r"no expression for layer\(s\) blocks\.1\.norm2"):
+    with pytest.raises(ExprcError, match=r"no expression for LayerNorm\(s\) 'blocks\.1\.norm2'"):
         exprc.patch_timm(tiny_vit(), layers)
-    with pytest.raises(ExprcError, match=r"blocks\.7\.norm1 are not LayerNorms of this model"):
+    with pytest.raises(ExprcError, match=r"'blocks\.7\.norm1' of the file are not LayerNorms of this model"):
         exprc.patch_timm(tiny_vit(), {**TINY_LAYERS, "blocks.7.norm1": "x"})
+
+
+def test_a_misspelled_layer_is_named_with_the_missing_one():
+    layers = dict(TINY_LAYERS)
+    layers["blocks.1.nrom2"] = layers.pop("blocks.1.norm2")
+    with pytest.raises(ExprcError) as info:
+        exprc.patch_timm(tiny_vit(), layers)
+    message = str(info.value)
+    assert "'blocks.1.nrom2' (did you mean 'blocks.1.norm2'?)" in message
+    assert "no expression for LayerNorm(s) 'blocks.1.norm2'" in message
 
 
 class LinearNorm(nn.Module):

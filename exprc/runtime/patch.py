@@ -76,7 +76,7 @@ def where_from(layers: Any) -> str:
 
 def match_layer_norms(model: nn.Module, names: list[str], where: str = "layers") -> dict[str, nn.LayerNorm]:
     """The model's nn.LayerNorms by name; raises unless `names` are exactly these, naming every missing and every
-    unknown layer (with the nearest name of the model, for a misspelling)."""
+    unknown layer (an unknown one with the nearest missing name: a misspelling)."""
     norms = {name: m for name, m in model.named_modules() if isinstance(m, nn.LayerNorm)}
     missing = [n for n in norms if n not in names]
     unknown = [n for n in names if n not in norms]
@@ -85,7 +85,7 @@ def match_layer_norms(model: nn.Module, names: list[str], where: str = "layers")
     problems = []
     if unknown:
         def hint(n: str) -> str:
-            close = difflib.get_close_matches(n, missing or list(norms), n=1)
+            close = difflib.get_close_matches(n, missing, n=1)
             return f"{n!r} (did you mean {close[0]!r}?)" if close else repr(n)
 
         problems.append(f"layer(s) {', '.join(hint(n) for n in unknown)} of the file are not LayerNorms of this "

@@ -4,18 +4,15 @@ The kernel walks the flattened, contiguous tensor with a 1-D grid; w and b are i
 normalized size D need not be a power of two (ViT's 768). Offsets are int64 (tensors over 2**31 elements); the
 per-element column is an int32 remainder of a per-program start, which keeps the loads of x, w and b 16-byte
 vectors when D is a multiple of 16 (Triton specializes such sizes). Storage f32/bf16/f16, compute f32, output in
-the input's dtype.
+the input's dtype. torch is imported by the launcher only, so the kernel compiles where only Triton is installed.
 """
 
 from __future__ import annotations
 
-import torch
 import triton
 import triton.language as tl
 
 from exprc.runtime.kernels.support import is_interpreted
-
-STORAGE_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 @triton.jit
@@ -39,8 +36,10 @@ def launch_config(numel: int, element_size: int) -> tuple[int, int]:
     return 4096 // element_size, 4
 
 
-def check_operands(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> None:
-    if x.dtype not in STORAGE_DTYPES:
+def check_operands(x, weight, bias) -> None:
+    import torch
+
+    if x.dtype not in (torch.float32, torch.bfloat16, torch.float16):
         raise TypeError(f"the Triton kernel takes float32, bfloat16 or float16 tensors, not {x.dtype}")
     if weight.shape != bias.shape or tuple(x.shape[x.dim() - weight.dim():]) != tuple(weight.shape):
         raise ValueError(f"weight and bias of shape {tuple(weight.shape)} and {tuple(bias.shape)} do not match the "
@@ -49,12 +48,14 @@ def check_operands(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) ->
         raise ValueError(f"x, weight and bias must be on one device, got {x.device}, {weight.device}, {bias.device}")
 
 
-def apply(expr, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, out: torch.Tensor | None = None):
+def apply(expr, x, weight, bias, out=None):
     """y = f(x) * weight + bias by the Triton kernel, f the generated expression module `expr`; weight and bias
     have the shape of x's last dimensions.
 
     Any strides (a non-contiguous x is copied first); y has x's shape and dtype. `out`, if given, receives y.
     """
+    import torch
+
     check_operands(x, weight, bias)
     xc = x.contiguous()
     if out is not None and (out.shape != x.shape or out.dtype != x.dtype or out.device != x.device):
