@@ -63,6 +63,15 @@ BAD_EXPRESSIONS = [
     ("clip(x, x, 1)", ["lower bound", "expression in x"], "x"),
     ("clip(x, -1, 1e300*1e300)", ["upper bound", "inf"], "1e300*1e300"),
     ("-" * 300 + "x", ["nested deeper than 200"], "-"),
+    ("1/0", ["division by zero", "constant equal to 0"], "0"),
+    ("x/0", ["division by zero"], "0"),
+    ("x/(1-1)", ["division by zero", "'1-1'"], "1-1"),
+    ("x/0.0", ["division by zero"], "0.0"),
+    ("x/-0.0", ["division by zero"], "-0.0"),
+    ("tanh(x)/(2*tanh(0)) + 1", ["division by zero"], "2*tanh(0)"),
+    ("x/3/(clip(0) - 0)", ["division by zero"], "clip(0) - 0"),
+    ("clip(x, 1/0, 1)", ["division by zero"], "0"),
+    ("x/exp(-1000)", ["division by zero"], "exp(-1000)"),  # 0 in float64, as constant folding computes it
 ]
 
 
@@ -76,6 +85,22 @@ def test_bad_expression(text, words, under):
     assert pointed_at(err).startswith(under)
     assert "\n" not in str(err)  # one line; the caret is in pretty()
     assert "^" in err.pretty()
+
+
+@pytest.mark.parametrize("text", ["x/(x - x)", "x/1e-30", "x/(0.1 + 0.2 - 0.3)", "0/x"])
+def test_division_by_what_is_not_a_constant_zero_is_accepted(text):
+    parse(text)  # x - x is zero only after simplification; the constants are not 0 in float64 (folding's precision)
+
+
+def test_check_reports_division_by_zero_with_a_caret(tmp_path, capsys):
+    from exprc.cli import main
+
+    path = write(tmp_path, "l.json", '{"layers": {\n  "norm": "tanh(x) + x/(1 - 1)"\n}}\n')
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (f"exprc check: error: {path}, line 2: layer 'norm': column 14: division by zero: the divisor "
+                      "'1 - 1' is a constant equal to 0")
+    assert err[1:] == ["    tanh(x) + x/(1 - 1)", "                 ^^^^^"]
 
 
 def test_syntax_error_at_the_end_points_past_the_text():
@@ -259,6 +284,61 @@ def test_duplicate_key_inside_a_layer_object(tmp_path):
     text = '{"layers": {\n  "a": {"expr": "x"},\n  "b": {"expr": "x",\n        "expr": "tanh(x)"}\n}}'
     err = read_error(write(tmp_path, "dup.json", text))
     assert "duplicate key 'expr'" in err.message and err.span.line == 4
+
+
+def test_duplicate_key_beside_the_same_key_one_level_down(tmp_path):
+    text = '{"layers": {\n  "a": {\n    "a": "x", "expr": "x"},\n  "a": "2*x"\n}}'
+    err = read_error(write(tmp_path, "dup.json", text))
+    assert "duplicate key 'a'" in err.message
+    assert err.span.line == 4 and pointed_at(err) == '"a"'
+
+
+def test_duplicate_key_spelled_with_an_escape(tmp_path):
+    text = '{"layers": {\n  "norm": "x",\n  "n\\u006frm": "2*x"\n}}'
+    err = read_error(write(tmp_path, "dup.json", text))
+    assert "duplicate key 'norm'" in err.message
+    assert err.span.line == 3 and pointed_at(err) == '"n\\u006frm"'
+
+
+def test_duplicate_key_reported_is_the_one_json_meets_first(tmp_path):
+    # the outer object repeats "b" before the inner object repeats "c"; the inner one is complete first
+    text = '{"layers": {"b": "x",\n "b": "x",\n "c": {"expr": "x", "c": 1,\n "c": 2}}}'
+    err = read_error(write(tmp_path, "dup.json", text))
+    assert "duplicate key 'c'" in err.message and err.span.line == 4 and pointed_at(err) == '"c"'
+
+
+def test_no_private_json_internals():
+    """Positions come from public means (`json_keys`), not from CPython's pure-Python scanner."""
+    private = ("json.scanner", "json.decoder", "py_make_scanner", "scan_once", "JSONObject")
+    hits = [f"{path.relative_to(PACKAGE.parent)}: {name}" for path in sorted(PACKAGE.rglob("*.py"))
+            for name in private if name in path.read_text(encoding="utf-8")]
+    assert hits == []
+
+
+DOCUMENT_HEAD = '{\n  "format": "exprc.layers/1",\n  "model": "vit",\n  "clip": [-5, 5],\n  "layers": {\n'
+
+
+@pytest.mark.parametrize("name", ["clip", "model", "layers", "format"])
+def test_layer_named_like_a_top_level_key_is_reported_at_its_own_line(tmp_path, name):
+    text = DOCUMENT_HEAD + f'    "norm": "x",\n    "{name}": "tanh(x) + foo(x)"\n  }}\n}}\n'
+    path = write(tmp_path, "l.json", text)
+    err = read_error(path)
+    assert str(err).startswith(f"{path}, line 7: layer '{name}': column 11: unknown function 'foo'"), str(err)
+    not_an_expression = text.replace('"tanh(x) + foo(x)"', "[1]")
+    err = read_error(write(tmp_path, "l2.json", not_an_expression))
+    assert err.span.line == 7 and pointed_at(err) == f'"{name}"'
+
+
+def test_layer_named_like_an_earlier_layers_metadata_key(tmp_path):
+    text = '{\n  "a": {"expr": "x", "seed": 1},\n  "seed": "x + foo(x)"\n}\n'
+    path = write(tmp_path, "bare.json", text)
+    assert str(read_error(path)).startswith(f"{path}, line 3: layer 'seed': column 5: unknown function 'foo'")
+
+
+def test_top_level_key_after_a_layer_of_the_same_name(tmp_path):
+    text = '{\n  "layers": {"clip": "x"},\n  "clip": [5, -5]\n}\n'
+    err = read_error(write(tmp_path, "l.json", text))
+    assert "out of order" in err.message and err.span.line == 3 and pointed_at(err) == '"clip"'
 
 
 @pytest.mark.parametrize("name", [

@@ -114,14 +114,40 @@ def test_paper_csv_metadata(paper_csv):
     assert nan_row.meta["val_fitness"] is None  # NaN never reaches JSON metadata
 
 
-def test_knee_matches_the_gp_layernorm_kneedle(tmp_path):
-    # FLOPs as written: 1, 4, 5, 25, 48 -> the front bends at 5 FLOPs
-    rows = ["L,1,0,0,0,0.50,2*x", "L,1,1,0,0,0.20,2*x + 3*x + 1", "L,1,2,0,0,0.10,2*x + 3*x + 4*x",
-            "L,1,3,0,0,0.09,tanh(x) + 2*x", "L,1,4,0,0,0.085,tanh(x) + tanh(2*x)"]
+def test_knee_of_a_paper_csv(tmp_path):
+    # the FLOPs column (what the expressions cost as written): 1, 4, 5, 25, 48 -> the front bends at 5 FLOPs
+    rows = ["L,1,0,1,0,0.50,2*x", "L,1,1,4,0,0.20,2*x + 3*x + 1", "L,1,2,5,0,0.10,2*x + 3*x + 4*x",
+            "L,1,3,25,0,0.09,tanh(x) + 2*x", "L,1,4,48,0,0.085,tanh(x) + tanh(2*x)"]
     path = write(tmp_path, "p.csv", PAPER_HEADER + "\n".join(rows) + "\n")
     assert read_layers(path, select="knee").layers["L"].expr == "2*x + 3*x + 4*x"
     two = write(tmp_path, "two.csv", PAPER_HEADER + "\n".join(rows[:2]) + "\n")
     assert read_layers(two, select="knee").layers["L"].expr == "2*x + 3*x + 1"  # <= 2 points: the most accurate
+
+
+def test_simplest_is_by_the_files_complexity_column(tmp_path):
+    # the file's FLOPs or Complexity, not a cost exprc computes: tanh(x) is 23 FLOPs as written, 2*x + 1 two
+    paper = write(tmp_path, "p.csv", PAPER_HEADER + "L,1,0,30,0.1,0.2,tanh(x)\nL,1,1,40,0.1,0.1,2*x + 1\n")
+    assert read_layers(paper, select="simplest").layers["L"].expr == "tanh(x)"
+    kozax = write(tmp_path, "norm.csv", "Complexity,Fitness,Equation 0\n5,0.2,tanh(x)\n9,0.1,2*x + 1\n")
+    assert read_layers(kozax, select="simplest").layers["norm"].expr == "tanh(x)"
+
+
+def test_simplest_without_a_complexity_column_counts_nodes(tmp_path):
+    paper = write(tmp_path, "p.csv", "Layer,Run_Seed,Train_MSE,Val_MSE,Expression\nL,1,0.1,0.1,2*x + 3\n"
+                                     "L,1,0.1,0.2,tanh(x)\n")
+    assert read_layers(paper, select="simplest").layers["L"].expr == "tanh(x)"  # 2 IR nodes against 5
+    kozax = write(tmp_path, "norm.csv", "Fitness,Equation 0\n0.1,2*x + 3\n0.2,tanh(x)\n")
+    assert read_layers(kozax, select="simplest").layers["norm"].expr == "tanh(x)"
+
+
+def test_knee_of_the_examples():
+    # blocks.5.norm1's front is Complexity 2, 4, 6 with fitness 0.18, 0.070, 0.067: it bends at 4
+    fronts = read_layers(EXAMPLES / "kozax_fronts", select="knee")
+    assert {layer.name: layer.expr for layer in fronts} == {
+        "blocks.5.norm1": "-0.0994*x + 0.699*clip(2.3*x)", "blocks.6.norm1": "2.58*tanh(x) + 0.24"}
+    # seed 1 of blocks.0.norm1: FLOPs 2, 3, 4 (29 is dominated) with Val_MSE 0.312, 0.121, 0.1149: it bends at 3
+    paper = read_layers(EXAMPLES / "gp_layernorm_pareto.csv", select="knee", seed=1)
+    assert paper.layers["blocks.0.norm1"].expr == "2.11*clip(x) + neg(0.522*x)"
 
 
 def test_paper_example_csv_reproduces_table4_for_seed_1():

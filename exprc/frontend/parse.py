@@ -120,8 +120,22 @@ class _Parser:
             if op is None:
                 sym = _OTHER_OPERATORS.get(type(b.op), type(b.op).__name__)
                 raise self.error(f"unsupported operator {sym!r}: expected + - * / or **", b)
-            acc = Node(op, src=(acc, self.expr(b.right, d)))
+            right = self.expr(b.right, d)
+            if op is Op.DIV:
+                self.check_divisor(right, b.right)
+            acc = Node(op, src=(acc, right))
         return acc
+
+    def check_divisor(self, ir: Node, node: ast.AST) -> None:
+        """A divisor that is a constant expression equal to 0 (or -0) is an error: the kernel would return inf.
+
+        The constant is computed as constant folding computes it (float64, `evaluate`), not by evaluating text."""
+        if any(n.op is Op.INPUT for n in ir.toposort()):
+            return
+        if float(evaluate(ir, 0.0)) == 0.0:
+            seg = ast.get_source_segment(self.text, node) or ""
+            what = f" {seg!r}" if seg and len(seg) <= 60 else ""
+            raise self.error(f"division by zero: the divisor{what} is a constant equal to 0", node)
 
     def exponent(self, node: ast.AST) -> int:
         sign = 1

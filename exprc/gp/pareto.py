@@ -1,7 +1,8 @@
 """The Pareto front over (complexity, fitness), kept across generations, and the choice of one point from it.
 
 Complexity takes few distinct values, so the front is: for each complexity the fittest tree seen, then only
-those strictly fitter than every simpler one. Plain numpy, updated once per generation.
+those strictly fitter than every simpler one (`exprc.selection.pareto_front`). Plain numpy, updated once per
+generation. Choosing a member (`select`, the knee included) is `exprc.selection`'s, shared with layer files.
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-SELECTIONS = ("val", "knee")
+from ..selection import Point, choose, knee_index, pareto_front
+
+__all__ = ["SELECTIONS", "ParetoArchive", "knee_index", "select"]
+
+SELECTIONS = ("val", "knee")  # what `exprc evolve --select` offers; `select` takes every selection
 
 
 @dataclass
@@ -38,40 +43,19 @@ class ParetoArchive:
 
     def front(self) -> list[tuple[float, float, Any]]:
         """(complexity, fitness, tree) of the non-dominated trees, by increasing complexity."""
-        out, best = [], math.inf
-        for c in sorted(self._best):
-            f, tree = self._best[c]
-            if f < best:
-                out.append((c, f, tree))
-                best = f
-        return out
-
-
-def knee_index(complexity: Sequence[float], fitness: Sequence[float]) -> int:
-    """The front point farthest below the line joining its two ends, both axes scaled to [0, 1].
-
-    Fitness is compared on a log scale (fits improve by orders of magnitude). With fewer than three points,
-    the fittest.
-    """
-    c = np.asarray(complexity, dtype=np.float64)
-    f = np.log10(np.maximum(np.asarray(fitness, dtype=np.float64), 1e-300))
-    if len(c) < 3:
-        return int(np.argmin(f))
-    order = np.argsort(c)
-    c, f = c[order], f[order]
-    cs = (c - c[0]) / ((c[-1] - c[0]) or 1.0)
-    fs = (f - f.min()) / ((f.max() - f.min()) or 1.0)
-    # distance below the chord from the simplest to the most complex point (positive = below)
-    chord = fs[0] + (fs[-1] - fs[0]) * cs
-    return int(order[int(np.argmax(chord - fs))])
+        complexity = sorted(self._best)
+        fitness = [self._best[c][0] for c in complexity]
+        return [(complexity[i], fitness[i], self._best[complexity[i]][1]) for i in pareto_front(complexity, fitness)]
 
 
 def select(members: Sequence[dict], how: str) -> dict:
-    """One member of a front (dicts with complexity and val_fitness): lowest validation fitness, or the knee."""
-    if how not in SELECTIONS:
-        raise ValueError(f"selection must be one of {SELECTIONS}, found {how!r}")
-    if not members:
-        raise ValueError("empty Pareto front")
-    if how == "val":
-        return min(members, key=lambda m: (m["val_fitness"], m["complexity"]))
-    return members[knee_index([m["complexity"] for m in members], [m["val_fitness"] for m in members])]
+    """One member of a front (dicts with complexity, val_fitness and train_fitness; None for an unknown fitness),
+    chosen as `exprc.selection` defines: `val` (lowest validation fitness), `knee`, `train` or `simplest`.
+    An unknown selection or an empty front is a ValueError."""
+    points = [Point(_number(m["complexity"]), _number(m.get("val_fitness")), _number(m.get("train_fitness")))
+              for m in members]
+    return members[choose(points, how)]
+
+
+def _number(v: Any) -> float:
+    return math.nan if v is None else float(v)
