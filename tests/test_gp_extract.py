@@ -103,3 +103,29 @@ def test_cli_extract_from_an_image_folder(tmp_path, capsys):
     assert main(["extract", "--model", MODEL, "--random-init", "--images", str(tmp_path / "none"),
                  "-o", str(out)]) == 2
     assert "image directory not found" in capsys.readouterr().err
+
+
+def test_a_bad_model_arg_is_named_not_blamed_on_weights(tmp_path, capsys):
+    base = ["extract", "--model", MODEL, "--random-init", "--synthetic", "2", "--points", "50", "-o",
+            str(tmp_path / "m.npz")]
+    assert main(base + ["--model-arg", "depth=two", "--model-arg", "img_size=32"]) == 2
+    err = capsys.readouterr().err
+    assert "--model-arg depth=two: timm cannot build vit_tiny_patch16_224 with it (TypeError" in err, err
+    assert "weights" not in err and "img_size" not in err  # the good argument is not blamed
+    assert main(base + ["--model-arg", "dpeth=2"]) == 2
+    assert "--model-arg dpeth=2: timm cannot build" in capsys.readouterr().err
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_cli_extract_writes_with_the_umask(tmp_path, capsys):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        rc = main(["extract", "--model", MODEL, "--model-arg", "depth=2", "--model-arg", "img_size=32",
+                   "--random-init", "--synthetic", "2", "--points", "50", "-o", str(tmp_path / "m.npz")])
+    finally:
+        os.umask(old)
+    assert rc == 0, capsys.readouterr().err
+    assert stat.S_IMODE((tmp_path / "m.npz").stat().st_mode) == 0o644

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
 
 import exprc
+from exprc.atomic_write import atomic_write
 from exprc.errors import ExprcError
 from exprc.gp.dyt import fit_alpha
 from exprc.gp.expr_text import tidy_expression
@@ -149,6 +152,34 @@ def test_finalize_summarize_and_write_a_layers_file(tmp_path):
     assert [layer.name for layer in layer_set] == list(m.layers)
     table = alignment_table(doc)
     assert "blocks.0.norm2" in table and "Table 1" in table and "Dynamic Tanh" in table
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for the test (restored after it)."""
+    old = os.umask(0o022)
+    yield os.umask
+    os.umask(old)
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_gp_files_get_the_mode_the_umask_gives(tmp_path, umask, mask, mode):
+    umask(mask)
+    write_json_atomic(tmp_path / "layers.json", {"format": "exprc.layers/1", "layers": {}})
+    save_mappings(tmp_path / "m.npz", _mappings(n=20))
+    with atomic_write(tmp_path / "plain.bin", binary=True) as f:
+        f.write(b"x")
+    for name in ("layers.json", "m.npz", "plain.bin"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["layers.json", "m.npz", "plain.bin"]  # no leftovers
+
+
+def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "layers.json"
+    path.write_text("old")
+    with pytest.raises(TypeError):
+        write_json_atomic(path, {"bad": object()})
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["layers.json"]
 
 
 def test_missing_optional_dependency_is_a_user_error():

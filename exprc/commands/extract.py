@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from ..errors import ExprcError
+
 HELP = "sample each LayerNorm's (x, y_pre) mapping from a timm model into an .npz"
 DESCRIPTION = """\
 Run images through a timm model with forward hooks on every nn.LayerNorm and keep, per layer, --points pairs
@@ -43,8 +45,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def parse_model_args(items: list[str]) -> dict:
     """`KEY=VALUE` strings to kwargs; VALUE is read as JSON (numbers, true/false, lists) or else kept as text."""
-    from ..errors import ExprcError
-
     kwargs = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -57,6 +57,42 @@ def parse_model_args(items: list[str]) -> dict:
     return kwargs
 
 
+MAX_BLAME_TRIES = 8  # with more --model-arg values than this, all are named rather than one found
+
+
+def model_arg_error(model: str, items: list[str], kwargs: dict) -> ExprcError | None:
+    """Why timm cannot build `model` from the --model-arg values (`items`, parsed into `kwargs`), naming the one to
+    blame when leaving it out lets the model build; None if the model builds with them all, or has none.
+
+    Called after `load_model` failed: its message speaks of weights, which is wrong when the model itself could
+    not be made."""
+    import timm
+
+    if not kwargs:
+        return None
+    problem = _build_error(timm, model, kwargs)
+    if problem is None or (isinstance(problem, RuntimeError) and "Unknown model" in str(problem)):
+        return None
+    given = {item.partition("=")[0]: item for item in items}
+    blamed = list(given.values())
+    if 1 < len(kwargs) <= MAX_BLAME_TRIES:
+        alone = [k for k in kwargs if _build_error(timm, model, {j: v for j, v in kwargs.items() if j != k}) is None]
+        if len(alone) == 1:
+            blamed = [given[alone[0]]]
+    what = f"{type(problem).__name__}: {str(problem).splitlines()[0] if str(problem) else ''}"
+    return ExprcError(f"--model-arg {', '.join(blamed)}: timm cannot build {model} with "
+                      f"{'it' if len(blamed) == 1 else 'them'} ({what})")
+
+
+def _build_error(timm, model: str, kwargs: dict) -> Exception | None:
+    """What creating `model` with random weights and `kwargs` raises, or None if it works."""
+    try:
+        timm.create_model(model, pretrained=False, **kwargs)
+    except Exception as e:  # a model's constructor may raise anything for a bad argument
+        return e
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     from ..gp.deps import require
 
@@ -66,7 +102,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from ..errors import ExprcError
     from ..gp.extract import extract_mappings, find_images, image_batches, load_model, synthetic_batches
     from ..gp.mappings import save_mappings
 
@@ -75,7 +110,13 @@ def run(args: argparse.Namespace) -> int:
             raise ExprcError(f"--{name.replace('_', '-')} must be positive")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model_kwargs = parse_model_args(args.model_arg)
-    model = load_model(args.model, args.checkpoint, args.random_init, model_kwargs)
+    try:
+        model = load_model(args.model, args.checkpoint, args.random_init, model_kwargs)
+    except ExprcError:
+        bad = model_arg_error(args.model, args.model_arg, model_kwargs)
+        if bad is not None:
+            raise bad from None
+        raise  # the weights, the model's name or the checkpoint: load_model's own message says which
     if args.synthetic is not None:
         if args.synthetic <= 0:
             raise ExprcError("--synthetic must be positive")

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic_write import atomic_write
 from ..errors import ExprcError
 from .dyt import dyt, fit_alpha
 from .mappings import LayerMapping
@@ -92,18 +92,10 @@ def layers_document(model: str | None, clip: tuple[float, float], entries: dict[
 
 
 def write_json_atomic(path: str | os.PathLike, doc: dict) -> None:
-    """Write `doc` as JSON to a temporary file beside `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_json_safe(doc), f, indent=1, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write `doc` as JSON to a temporary file beside `path`, then rename it into place (mode as the umask says)."""
+    with atomic_write(path) as f:
+        json.dump(_json_safe(doc), f, indent=1, allow_nan=False)
+        f.write("\n")
 
 
 def _json_safe(v):

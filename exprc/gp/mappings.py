@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic_write import atomic_write
 from ..errors import ExprcError
 
 FORMAT = "exprc.mappings/1"
@@ -44,7 +43,8 @@ class Mappings:
 
 
 def save_mappings(path: str | os.PathLike, mappings: Mappings) -> None:
-    """Write `mappings` to `path` atomically (a temporary file in the same directory, then a rename)."""
+    """Write `mappings` to `path` atomically (a temporary file in the same directory, then a rename), with the
+    mode a new file gets under the umask."""
     arrays: dict[str, np.ndarray] = {}
     layer_meta = {}
     for name, m in mappings.layers.items():
@@ -53,16 +53,8 @@ def save_mappings(path: str | os.PathLike, mappings: Mappings) -> None:
         layer_meta[name] = {"eps": m.eps, "normalized_shape": list(m.normalized_shape or ()), "points": len(m.x)}
     meta = {"format": FORMAT, "model": mappings.model, "layers": layer_meta, **mappings.meta}
     arrays[META_KEY] = np.array(json.dumps(meta))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp.npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, binary=True) as f:
+        np.savez_compressed(f, **arrays)
 
 
 def load_mappings(path: str | os.PathLike) -> Mappings:
