@@ -1,5 +1,6 @@
-"""The element-wise kernel with every generated expression compiles for real (sm_90 and sm_80, no GPU needed), without spills, with
-16-byte vector loads of x, w and b and 16-byte stores, and with `tanh.approx.f32` exactly in fast mode.
+"""The element-wise kernel with every generated expression compiles for real (sm_90 and sm_80, no GPU needed),
+without spills, with 16-byte vector loads of x, w and b and 16-byte stores, and with `tanh.approx.f32` exactly in
+fast mode.
 
 The interpreter accepts code the real compiler rejects (and never runs the inline PTX of fast mode), so this is
 the check that the kernels a GPU would run are valid.

@@ -1,4 +1,5 @@
-"""The element-wise kernel with every generated expression, run by Triton's interpreter on CPU, against the float64 numpy reference.
+"""The element-wise kernel with every generated expression, run by Triton's interpreter on CPU, against the float64
+numpy reference.
 
 Every paper expression in every mode on random inputs and on 0, +-1e-30, +-1e30, +-3e38, +-inf and NaN: NaN in,
 NaN out; no NaN from a finite input; where the float64 result overflows f32 the kernel gives the f32-rounded
