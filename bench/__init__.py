@@ -1,4 +1,4 @@
 """`python -m bench`: the entry point of exprc's benchmark harness (the code is in `exprc.benchmarks`).
 
-Results are written to `bench/results/`.
+GPU results are written to `bench/results/`; a --quick or CPU smoke run writes to a temporary directory.
 """

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import exprc  # noqa: E402
-from exprc.codegen.package_writer import write_package  # noqa: E402
+from exprc.compiler import write_package  # noqa: E402
 from exprc.ir import evaluate  # noqa: E402
 
 EDGE = [0.0, 1e-30, -1e-30, 1e30, -1e30, 3e38, -3e38, np.inf, -np.inf, np.nan]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 
 from . import __version__
@@ -11,6 +13,7 @@ from .commands import COMMANDS
 from .errors import ExprcError
 
 EXIT_USER_ERROR = 2
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141, what a shell reports for a writer whose reader went away
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +34,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status. Output piped into a reader that stops early (`| head`) ends the command
+    quietly with status 141, as the shell's own tools do."""
+    try:
+        try:
+            return _run_command(argv)
+        finally:  # --help and --version exit through here too: a reader gone away shows now, not at exit
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing what is left at exit does not raise again (the Python docs'
+    recipe for SIGPIPE, library/signal.html#note-on-sigpipe)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (captured): nothing will flush to the pipe
+        pass
+
+
+def _run_command(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
@@ -41,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     except ExprcError as e:
         print(f"exprc {args.command}: error: {e.pretty()}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:
+        raise  # stdout's reader went away: main ends quietly
     except OSError as e:  # unreadable input, unwritable output, full disk: the user's to fix, not a crash
         print(f"exprc {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR

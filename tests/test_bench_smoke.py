@@ -1,29 +1,40 @@
-"""The benchmark harness end to end: the CPU smoke run (`exprc bench --quick`) into a temporary directory."""
+"""The benchmark harness end to end: the CPU smoke run (`exprc bench --quick`) into a temporary directory, a
+failure planted in exprc (an error row and a non-zero exit, not a skip), and where a smoke run writes."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
+import exprc
 from exprc.benchmarks.paper_layers import QUICK_LAYERS
 from exprc.benchmarks.results import schema_problems
 from exprc.cli import main
+from exprc import compiler
 
 REPO = Path(__file__).resolve().parents[1]
 NEVER_SKIPPED = {  # plain torch: these rows run on any machine
     "kernels": {"copy", "torch-layernorm", "dyt-eager", "paper-runtime"},
     "epilogue": {"linear", "linear+add+layernorm", "linear+add+dyt", "linear+add+paper-runtime"},
 }
+EXPRC_ROWS = {  # exprc's own rows of --quick (precise mode): they must have run, on any machine
+    "kernels": {"exprc-precise"},
+    "epilogue": {"linear+add+exprc-precise", "exprc-fused-precise"},
+}
+EXIT_ROWS_FAILED = 1
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory) -> tuple[dict, str, Path]:
+def smoke(tmp_path_factory) -> tuple[dict, str, Path, int]:
+    """(results document, stdout, results path, exit status) of one `exprc bench --quick --device cpu`."""
     out = tmp_path_factory.mktemp("bench") / "smoke.json"
     capture = tmp_path_factory.mktemp("log") / "stdout.txt"
     saved = sys.stdout
@@ -33,12 +44,41 @@ def smoke(tmp_path_factory) -> tuple[dict, str, Path]:
             rc = main(["bench", "--quick", "--device", "cpu", "--out", str(out)])
         finally:
             sys.stdout = saved
-    assert rc == 0
-    return json.loads(out.read_text()), capture.read_text(), out
+    return json.loads(out.read_text()), capture.read_text(), out, rc
+
+
+def test_no_row_failed_and_the_run_exits_0(smoke):
+    doc, stdout, _, rc = smoke
+    errors = [(r["bench"], r["impl"], r.get("layer"), r["error"]) for r in doc["rows"] if "error" in r]
+    assert errors == [] and rc == 0, stdout
+
+
+def test_exprc_rows_ran(smoke):
+    """exprc's element-wise, unfused-epilogue and fused-epilogue rows were measured, per layer and as a mean, and
+    agree with the float64 reference: not skipped, not failed."""
+    doc, stdout, _, _ = smoke
+    for bench, impls in EXPRC_ROWS.items():
+        for impl in impls:
+            rows = [r for r in doc["rows"] if r["bench"] == bench and r["impl"] == impl]
+            assert rows, (bench, impl, stdout)
+            for r in rows:
+                assert r["ms"] is not None and r["ms"] > 0 and r["timer"] == "perf_counter", r
+                assert "skipped" not in r and "error" not in r, r
+                assert r["max_err"] < (1e-4 if r["dtype"] == "float32" else 0.05), r
+    assert {r["layer"] for r in doc["rows"] if r["impl"] == "exprc-precise" and r["bench"] == "kernels"} == {
+        *QUICK_LAYERS, "mean"}
+    assert {r["layer"] for r in doc["rows"] if r["impl"] == "exprc-fused-precise"} == {QUICK_LAYERS[-1], "mean"}
+
+
+def test_exprc_vit_rows_ran(smoke):
+    pytest.importorskip("timm")  # an optional dependency: without it, the vit rows are skipped
+    doc, _, _, _ = smoke
+    rows = [r for r in doc["rows"] if r["bench"] == "vit" and r["impl"] in ("exprc-precise", "exprc-precise-fused")]
+    assert len(rows) == 2 and all(r["ms"] and r["ms"] > 0 for r in rows), rows
 
 
 def test_document_is_well_formed_and_says_cpu(smoke):
-    doc, stdout, _ = smoke
+    doc, stdout, _, _ = smoke
     assert schema_problems(doc) == []
     assert doc["device"] == "cpu" and doc["gpu"] is False and doc["quick"] is True
     assert "NOT GPU numbers" in doc["note"] and "NOT GPU numbers" in stdout
@@ -47,7 +87,7 @@ def test_document_is_well_formed_and_says_cpu(smoke):
 
 
 def test_every_bench_has_rows_and_skips_say_why(smoke):
-    doc, _, _ = smoke
+    doc, _, _, _ = smoke
     benches = {r["bench"] for r in doc["rows"]}
     assert benches == {"kernels", "epilogue", "vit"}
     for row in doc["rows"]:
@@ -61,7 +101,7 @@ def test_every_bench_has_rows_and_skips_say_why(smoke):
 
 
 def test_plain_torch_rows_are_measured(smoke):
-    doc, _, _ = smoke
+    doc, _, _, _ = smoke
     for bench, impls in NEVER_SKIPPED.items():
         for impl in impls:
             rows = [r for r in doc["rows"] if r["bench"] == bench and r["impl"] == impl]
@@ -71,7 +111,7 @@ def test_plain_torch_rows_are_measured(smoke):
 
 
 def test_metrics_and_ratios(smoke):
-    doc, _, _ = smoke
+    doc, _, _, _ = smoke
     rows = {(r["bench"], r["impl"], r["layer"], r["dtype"]): r for r in doc["rows"]}
     copy = rows[("kernels", "copy", None, "float32")]
     assert copy["gbps"] == pytest.approx(2 * 197 * 768 * 4 / (copy["ms"] * 1e-3) / 1e9, rel=1e-6)
@@ -88,18 +128,9 @@ def test_metrics_and_ratios(smoke):
         assert r["images_per_s"] == pytest.approx(r["dims"]["batch"] / (r["ms"] * 1e-3), rel=1e-6)
 
 
-def test_exprc_rows_agree_with_reference_when_they_run(smoke):
-    doc, _, _ = smoke
-    exprc_rows = [r for r in doc["rows"] if r["bench"] == "kernels" and r["impl"].startswith("exprc-")]
-    assert exprc_rows
-    for r in exprc_rows:
-        if r["ms"] is not None and r["dtype"] == "float32":
-            assert r["max_err"] < 1e-4, r
-
-
 def test_plots_are_written(smoke):
     pytest.importorskip("matplotlib")
-    _, stdout, out = smoke
+    _, stdout, out, _ = smoke
     for bench in ("kernels", "epilogue", "vit"):
         png = out.with_name(f"{out.stem}_{bench}.png")
         assert png.exists() and png.read_bytes()[:4] == b"\x89PNG", stdout
@@ -153,3 +184,86 @@ def test_budget_records_the_cases_it_did_not_run(tmp_path):
     doc = json.loads(out.read_text())
     assert schema_problems(doc) == [] and doc["rows"]
     assert all(r["ms"] is None and "--budget" in r["skipped"] for r in doc["rows"] if r["layer"] != "mean")
+
+
+def _planted_failure(*args, **kwargs):
+    raise RuntimeError("planted failure")
+
+
+@pytest.mark.parametrize("plant", ["compile", "forward"])
+def test_a_failing_exprc_row_is_an_error_and_the_run_exits_non_zero(plant, tmp_path, monkeypatch, capsys):
+    if plant == "compile":  # the compile step the exprc rows go through
+        monkeypatch.setattr(compiler, "write_package", _planted_failure)
+    else:  # the compiled norm itself
+        monkeypatch.setattr(exprc.ExprNorm, "forward", _planted_failure)
+    out = tmp_path / "r.json"
+    rc = main(["bench", "kernels", "--quick", "--device", "cpu", "--no-plots", "--dtypes", "float32",
+               "--only", r"^kernels/(copy|exprc-precise)/", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == EXIT_ROWS_FAILED
+    doc = json.loads(out.read_text())  # the results are written all the same
+    assert schema_problems(doc) == [] and doc["complete"] is True
+    copy = [r for r in doc["rows"] if r["impl"] == "copy"]
+    assert len(copy) == 1 and copy[0]["ms"] > 0  # the other rows still ran
+    failed = [r for r in doc["rows"] if r["impl"] == "exprc-precise"]
+    assert {r["layer"] for r in failed} == {*QUICK_LAYERS, "mean"}
+    for r in failed:
+        assert r["ms"] is None and "skipped" not in r and "RuntimeError: planted failure" in r["error"], r
+    assert "ERROR RuntimeError: planted failure" in captured.out
+    assert "1 rows measured, 0 skipped, 3 failed" in captured.out
+    assert "3 row(s) failed" in captured.err and "Traceback" in captured.err
+    assert "raise RuntimeError(\"planted failure\")" in captured.err  # the traceback reaches the planted line
+
+
+PLANTED_RUN = """
+import runpy
+
+from exprc import compiler
+
+
+def planted_failure(*args, **kwargs):
+    raise RuntimeError("planted failure")
+
+
+compiler.write_package = planted_failure
+runpy.run_module("bench", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_python_m_bench_exits_non_zero_on_a_failed_row(tmp_path):
+    out = tmp_path / "r.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", PLANTED_RUN, "kernels", "--quick", "--device", "cpu", "--no-plots",
+                           "--only", r"^kernels/(copy|exprc-precise)/", "--dtypes", "float32", "--out", str(out)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == EXIT_ROWS_FAILED, proc.stdout + proc.stderr
+    assert "planted failure" in proc.stderr
+    doc = json.loads(out.read_text())
+    assert [r["impl"] for r in doc["rows"] if r["ms"]] == ["copy"]
+
+
+def test_a_missing_optional_package_is_a_skip(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "timm", None)  # `import timm` now raises ModuleNotFoundError
+    out = tmp_path / "r.json"
+    assert main(["bench", "vit", "--quick", "--device", "cpu", "--no-plots",
+                 "--only", r"^vit/(timm-layernorm|exprc-precise)/", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["impl"] for r in rows] == ["timm-layernorm", "exprc-precise"]
+    for r in rows:
+        assert r["ms"] is None and "error" not in r and "timm is not installed" in r["skipped"], r
+
+
+def test_a_smoke_run_leaves_the_results_directory_alone(tmp_path, monkeypatch, capsys):
+    """Without --out or --results-dir, a --quick run writes into a new temporary directory, which it prints, and
+    not into ./bench/results (the repository's, when run from a checkout)."""
+    checkout = tmp_path / "checkout"
+    (checkout / "bench" / "results").mkdir(parents=True)
+    monkeypatch.chdir(checkout)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the run's temporary directory goes
+    assert main(["bench", "kernels", "--quick", "--device", "cpu", "--dtypes", "float32",
+                 "--only", r"^kernels/copy/"]) == 0
+    stdout = capsys.readouterr().out
+    assert [p for p in checkout.rglob("*") if p.is_file()] == []
+    written = Path(re.search(r"^results: (\S+)", stdout, re.MULTILINE).group(1))
+    assert written.is_file() and written.parent.parent == tmp_path, stdout
+    assert written.parent.name.startswith("exprc-bench-results-") and f"results go to {written.parent}" in stdout

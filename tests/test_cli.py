@@ -83,3 +83,29 @@ def test_cost_table_total() -> None:
     r = run("cost", PAPER)
     assert r.returncode == 0 and "474d" in r.stdout
     assert json.loads(run("cost", PAPER, "--json").stdout)["total_flops_paper"] == 474
+
+
+def test_python_m_exprc() -> None:
+    r = subprocess.run([sys.executable, "-m", "exprc", "--help"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("usage: exprc") and "cost" in r.stdout
+
+
+QUIET_EXIT = (0, 141)  # 141: killed by SIGPIPE, what a shell reports for `yes | head -1`
+
+
+@pytest.mark.parametrize("args", [["cost", PAPER], ["check", PAPER]], ids=["cost", "check"])
+def test_output_into_a_closed_pipe_is_quiet(args: list[str]) -> None:
+    """The reader of stdout is gone before the command writes: no traceback, no error message."""
+    proc = subprocess.Popen([sys.executable, "-m", "exprc", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) in QUIET_EXIT and err == ""
+
+
+def test_piping_into_head_is_quiet() -> None:
+    """`exprc cost ... | head`, with a head that stops before exprc writes (`| head -2` stops after the first
+    chunk, which may or may not hold all of the output: a race, so not the test)."""
+    cmd = f"'{sys.executable}' -m exprc cost '{PAPER}' | head -n 0; exit ${{PIPESTATUS[0]}}"
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=300)
+    assert r.returncode in QUIET_EXIT and r.stderr == "" and r.stdout == "", r.stderr

@@ -1,7 +1,9 @@
 """What a bench yields (`Case`: one implementation on one shape) and what a run records (`Row`).
 
 A bench module is a generator of cases; the harness sets each one up, times it and turns it into a row. A case
-that cannot run here raises `Skip(reason)` from its setup, and becomes a row with `skipped` set to the reason.
+that cannot run here raises `Skip(reason)` from its setup and becomes a row with `skipped` set to the reason; so
+does an `ImportError` of one of the optional packages below. Any other exception is a failure: the row gets
+`error` set, and the run reports it and exits non-zero (`skip_reason` draws the line).
 """
 
 from __future__ import annotations
@@ -12,7 +14,24 @@ from typing import Any
 
 
 class Skip(Exception):
-    """This row cannot run here (missing module or optional dependency, no CUDA, not in --quick)."""
+    """This row cannot run here: an optional dependency is missing, it needs CUDA, or the run's options leave it
+    out (--quick, --budget, a layer file without the model's layers). Never for a failure of exprc itself."""
+
+
+# optional third-party packages (import name -> the pip extra that installs it): an ImportError naming one of
+# them skips the row; an ImportError of anything else (exprc's own modules included) is an error
+OPTIONAL_PACKAGES = {"liger_kernel": "bench", "matplotlib": "bench", "timm": "timm"}
+
+
+def skip_reason(e: BaseException) -> str | None:
+    """Why `e` makes its row skipped rather than failed; None when it is a failure."""
+    if isinstance(e, Skip):
+        return str(e) or "skipped"
+    if isinstance(e, ImportError):
+        top = (e.name or "").partition(".")[0]
+        if top in OPTIONAL_PACKAGES:
+            return f"{top} is not installed ({e.name}); pip install 'exprc[{OPTIONAL_PACKAGES[top]}]'"
+    return None
 
 
 @dataclass
@@ -48,8 +67,10 @@ class Row:
     max_err: float | None = None
     setup_s: float | None = None  # time to build (and compile) the implementation
     skipped: str | None = None
+    error: str | None = None  # "Type: message (at file:line)" of the exception that made this row fail
     dims: dict[str, int] = field(default_factory=dict)
     note: str | None = None
+    traceback: str | None = field(default=None, repr=False)  # of `error`; printed by the run, not written
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"bench": self.bench, "impl": self.impl, "shape": self.shape, "dtype": self.dtype,
@@ -58,7 +79,7 @@ class Row:
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         out["ratio_to"] = dict(self.ratio_to)
-        for key in ("timer", "max_err", "setup_s", "skipped", "note"):
+        for key in ("timer", "max_err", "setup_s", "skipped", "error", "note"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         out["dims"] = dict(self.dims)
@@ -108,7 +129,11 @@ def add_layer_means(rows: list[Row]) -> list[Row]:
         first = members[0]
         row = Row(bench, impl, shape, dtype, MEAN_LAYER, dims=dict(first.dims), timer=first.timer)
         if not measured:
-            row.skipped = members[0].skipped or "no layer measured"
+            failed = next((m for m in members if m.error), None)
+            if failed:
+                row.error = f"no layer measured: {failed.error}"
+            else:
+                row.skipped = members[0].skipped or "no layer measured"
         else:
             n = len(measured)
             row.ms = sum(m.ms for m in measured) / n

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from ..errors import ExprcError
 
 CHOICES = ("all", "kernels", "epilogue", "vit", "report")
 DEFAULT_RESULTS = "bench/results"
+EXIT_ROWS_FAILED = 1  # the run finished and wrote its results, but some rows raised (see the `error` rows)
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -26,8 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("cuda", "cpu"),
                    help="default: cuda when available; a CPU run always uses the tiny shapes")
     p.add_argument("--out", metavar="FILE", help="results JSON (default: RESULTS_DIR/<date>_<device>.json)")
-    p.add_argument("--results-dir", default=DEFAULT_RESULTS, metavar="DIR",
-                   help=f"where results go and where 'report' reads them (default {DEFAULT_RESULTS})")
+    p.add_argument("--results-dir", metavar="DIR",
+                   help=f"where results go and where 'report' reads them (default {DEFAULT_RESULTS}; for a --quick "
+                        "or CPU run, a new temporary directory, printed, so that a smoke run leaves the "
+                        "repository's results alone)")
     p.add_argument("--report", action="store_true", help="same as the 'report' bench: update the README table")
     p.add_argument("--readme", default="README.md", metavar="FILE",
                    help="the file whose '<!-- bench:begin -->' ... '<!-- bench:end -->' block 'report' rewrites")
@@ -77,9 +81,32 @@ def _config(args: argparse.Namespace):
 def run_report(args: argparse.Namespace) -> int:
     from .report import update_readme
 
-    changed = update_readme(args.readme, args.results_dir)
+    changed = update_readme(args.readme, args.results_dir or DEFAULT_RESULTS)
     print(f"{args.readme}: benchmark table {'updated' if changed else 'already up to date'}")
     return 0
+
+
+def results_dir(args: argparse.Namespace, cfg) -> str:
+    """--results-dir; by default bench/results for a full GPU run, a fresh temporary directory for a smoke run."""
+    if args.results_dir:
+        return args.results_dir
+    if cfg.quick or cfg.device != "cuda":
+        tmp = tempfile.mkdtemp(prefix="exprc-bench-results-")
+        print(f"results go to {tmp} (a smoke run's temporary directory; --results-dir DIR to choose)", flush=True)
+        return tmp
+    return DEFAULT_RESULTS
+
+
+def report_failures(rows) -> None:
+    """Each failed row on stderr (per-layer means of failed layers included), then the traceback of the first."""
+    failed = [r for r in rows if r.error]
+    print(f"exprc bench: error: {len(failed)} row(s) failed:", file=sys.stderr)
+    for r in failed:
+        name = r.impl + (f"[{r.layer}]" if r.layer else "")
+        print(f"  {r.bench} {name} {r.shape} {r.dtype}: {r.error}", file=sys.stderr)
+    first = next((r.traceback for r in failed if r.traceback), None)
+    if first:
+        print(f"first failure:\n{first.rstrip()}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,23 +126,28 @@ def run(args: argparse.Namespace) -> int:
     extra = {"modes": list(cfg.run_modes), "layers": cfg.layers_path or "paper Table 4"}
     started = datetime.now(timezone.utc)
     path = Path(args.out) if args.out else None
+    out_dir = None if args.out else results_dir(args, cfg)
 
     def save(rows, complete: bool = False) -> dict:
         nonlocal path
         doc = make_document(env, cfg.quick, benches, rows, {**extra, "complete": complete}, when=started)
-        path = path or default_path(args.results_dir, doc)
+        path = path or default_path(out_dir, doc)
         write_document(doc, path)
         return doc
 
     rows = run_benches(cfg, benches, checkpoint=save)
     doc = save(rows, complete=True)
     measured = sum(1 for r in rows if r.ms is not None)
-    print(f"results: {path} ({measured} rows measured, {len(rows) - measured} skipped)")
+    failed = sum(1 for r in rows if r.error)
+    print(f"results: {path} ({measured} rows measured, {len(rows) - measured - failed} skipped, {failed} failed)")
     if not args.no_plots:
         for message in plot_document(doc, path):
             print(message)
     if cfg.device != "cuda":
         print(f"NOTE: {CPU_NOTE}")
+    if failed:
+        report_failures(rows)
+        return EXIT_ROWS_FAILED
     return 0
 
 

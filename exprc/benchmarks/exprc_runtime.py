@@ -1,8 +1,8 @@
 """exprc itself, as the benches use it: compiled packages per mode, their norms, fused Linears and patched ViTs.
 
-Everything goes through exprc's public API (`write_package`, `exprc.load`, `exprc.FusedLinearExprNorm`,
-`exprc.patch_timm`), imported when first needed; a part that is missing or fails becomes a `Skip` with the reason,
-so the rows that do not need it still run. This is the one file to change if those APIs change.
+Everything goes through exprc's public API (`exprc.compiler.write_package`, `exprc.load`,
+`exprc.FusedLinearExprNorm`, `exprc.patch_timm`). A failure of any of them is a failure of the rows that need it
+(the harness records it as an error), never a skip. This is the one file to change if those APIs change.
 """
 
 from __future__ import annotations
@@ -14,22 +14,23 @@ from typing import Any
 import torch
 from torch import nn
 
+import exprc
+
+from .. import compiler
 from ..frontend.layer_set import LayerSet
-from .cases import Skip
-
-
-def _reason(what: str, e: BaseException) -> str:
-    return f"{what}: {type(e).__name__}: {e}"[:400]
 
 
 class ExprcPackages:
-    """One compiled package per mode for a layer set, written on first use into a temporary directory."""
+    """One compiled package per mode for a layer set, written on first use into a temporary directory.
+
+    A compile or load that failed is remembered and raised again for every row that needs it, without retrying.
+    """
 
     def __init__(self, layer_set: LayerSet):
         self.layer_set = layer_set
         self._tmp = tempfile.TemporaryDirectory(prefix="exprc-bench-")
-        self._dirs: dict[str, Path | Skip] = {}
-        self._modules: dict[str, Any] = {}
+        self._dirs: dict[str, Path | Exception] = {}
+        self._modules: dict[tuple, Any] = {}
 
     def close(self) -> None:
         self._tmp.cleanup()
@@ -39,42 +40,35 @@ class ExprcPackages:
         if mode not in self._dirs:
             out = Path(self._tmp.name) / mode
             try:
-                from ..codegen.package_writer import write_package
-
-                write_package(self.layer_set, out, mode)
+                compiler.write_package(self.layer_set, out, mode)
                 self._dirs[mode] = out
-            except Exception as e:  # noqa: BLE001 - any failure of a part under construction skips its rows
-                self._dirs[mode] = Skip(_reason(f"exprc compile --mode {mode} failed", e))
-        found = self._dirs[mode]
-        if isinstance(found, Skip):
-            raise found
-        return found
+            except Exception as e:  # noqa: BLE001 - remembered, and raised again below for every row of this mode
+                self._dirs[mode] = e
+        return _raise_if_failed(self._dirs[mode])
 
     def _loaded(self, mode: str, width: int, dtype: torch.dtype, device: torch.device) -> Any:
         key = (mode, width, dtype, str(device))
         if key not in self._modules:
             path = self.directory(mode)
             try:
-                import exprc
-
                 self._modules[key] = exprc.load(path, normalized_shape=width, device=device, dtype=dtype)
-            except Exception as e:  # noqa: BLE001
-                self._modules[key] = Skip(_reason("exprc.load failed", e))
-        found = self._modules[key]
-        if isinstance(found, Skip):
-            raise found
-        return found
+            except Exception as e:  # noqa: BLE001 - remembered, as above
+                self._modules[key] = e
+        return _raise_if_failed(self._modules[key])
 
     def norm(self, mode: str, layer: str, weight: torch.Tensor, bias: torch.Tensor) -> nn.Module:
         """The `ExprNorm` of `layer` from `exprc.load`, its affine set to `weight` and `bias` (any width)."""
-        loaded = self._loaded(mode, weight.shape[-1], weight.dtype, weight.device)
-        if layer not in loaded:
-            raise Skip(f"the compiled package has no layer {layer!r}")
-        module = loaded[layer]
+        module = self._loaded(mode, weight.shape[-1], weight.dtype, weight.device)[layer]
         with torch.no_grad():
             module.weight.copy_(weight)
             module.bias.copy_(bias)
         return module.requires_grad_(False).eval()
+
+
+def _raise_if_failed(found: Any) -> Any:
+    if isinstance(found, Exception):
+        raise found
+    return found
 
 
 def fused_linear(linear: nn.Linear, norm: nn.Module) -> nn.Module:
@@ -82,34 +76,9 @@ def fused_linear(linear: nn.Linear, norm: nn.Module) -> nn.Module:
 
     Called as `module(x, residual)` and returning `(r, y)`: r = x @ W^T + bias + residual, y = norm(r).
     """
-    try:
-        import exprc
-
-        cls = exprc.FusedLinearExprNorm
-    except Exception as e:  # noqa: BLE001
-        raise Skip(_reason("exprc.FusedLinearExprNorm is not available", e)) from None
-    for build in ("from_modules", "from_linear"):
-        if hasattr(cls, build):
-            try:
-                return getattr(cls, build)(linear, norm).eval()
-            except Exception as e:  # noqa: BLE001
-                raise Skip(_reason(f"FusedLinearExprNorm.{build}(linear, norm) failed", e)) from None
-    try:
-        return cls(linear, norm).eval()
-    except Exception as e:  # noqa: BLE001
-        raise Skip(_reason("FusedLinearExprNorm(linear, norm) failed", e)) from None
+    return exprc.FusedLinearExprNorm.from_modules(linear, norm).eval()
 
 
 def patch_vit(model: nn.Module, layers: Any, fuse: bool) -> nn.Module:
     """`exprc.patch_timm(model, layers, fuse=fuse)`; `layers` a compiled directory, layer file or mapping."""
-    try:
-        import exprc
-
-        patch = exprc.patch_timm
-    except Exception as e:  # noqa: BLE001
-        raise Skip(_reason("exprc.patch_timm is not available", e)) from None
-    try:
-        patched = patch(model, str(layers) if isinstance(layers, Path) else layers, fuse=fuse)
-    except Exception as e:  # noqa: BLE001
-        raise Skip(_reason(f"exprc.patch_timm(fuse={fuse}) failed", e)) from None
-    return (patched if patched is not None else model).eval()
+    return exprc.patch_timm(model, str(layers) if isinstance(layers, Path) else layers, fuse=fuse).eval()

@@ -1,8 +1,10 @@
 """Runs benches: sets up each case, checks its output, times it, and records rows into one results document.
 
-A case that cannot run (missing module or dependency, no CUDA, an error in a part under construction) becomes a
-row with `skipped` set to the reason; the run goes on. Everything of one bench runs in this one process, side by
-side, so its ratios compare like with like.
+A case that cannot run here (an optional dependency missing, no CUDA, left out by the options) becomes a row with
+`skipped` set to the reason. Any other exception is a failure: its row gets `error` (type, message, place) and a
+traceback, the line printed for it says ERROR, and the run goes on with the other rows; the command reports the
+failures and exits non-zero at the end. Everything of one bench runs in this one process, side by side, so its
+ratios compare like with like.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from .cases import Case, Row, Skip, add_layer_means, add_ratios
+from .cases import Case, Row, add_layer_means, add_ratios, skip_reason
 from .config import BenchConfig, BenchContext
 from .paper_layers import load_layer_set
 from .timing import measure_ms
@@ -45,10 +47,20 @@ def _free(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-def _error_reason(e: BaseException) -> str:
+def _error_text(e: BaseException) -> str:
     where = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
     at = f" (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})" if where else ""
-    return f"error: {type(e).__name__}: {e}"[:400] + at
+    return f"{type(e).__name__}: {e}"[:400] + at
+
+
+def failed_row(case: Case | None, e: Exception, bench: str = "*") -> Row:
+    """The row of a case (or of a whole bench when `case` is None) that raised `e`: skipped or failed."""
+    reason = skip_reason(e)
+    if reason is not None:
+        kw = {"skipped": reason}
+    else:
+        kw = {"error": _error_text(e), "traceback": "".join(traceback.format_exception(e))}
+    return Row.from_case(case, **kw) if case else Row(bench, "*", "*", "*", **kw)
 
 
 def run_case(case: Case, cfg: BenchConfig) -> Row:
@@ -63,10 +75,8 @@ def run_case(case: Case, cfg: BenchConfig) -> Row:
             err = case.check(out) if case.check else None
             out = None
             ms, timer = measure_ms(fn, cfg.device, cfg.timer, case.graph)
-    except Skip as e:
-        return Row.from_case(case, skipped=str(e) or "skipped")
-    except Exception as e:  # noqa: BLE001 - one failing row never stops the run
-        return Row.from_case(case, skipped=_error_reason(e))
+    except Exception as e:  # noqa: BLE001 - one failing row never stops the run; it is reported at the end
+        return failed_row(case, e)
     finally:
         del fn, out
         _free(cfg.device)
@@ -84,6 +94,8 @@ def run_case(case: Case, cfg: BenchConfig) -> Row:
 def format_row(row: Row) -> str:
     name = row.impl + (f"[{row.layer}]" if row.layer else "")
     head = f"{row.bench:9} {name:44} {row.shape:22} {row.dtype:9}"
+    if row.error:
+        return f"{head} ERROR {row.error}"
     if row.skipped:
         return f"{head} SKIP  {row.skipped}"
     rate = (f"{row.gbps:8.1f} GB/s" if row.gbps is not None else f"{row.tflops:8.2f} TFLOP/s"
@@ -109,7 +121,11 @@ def run_bench(name: str, ctx: BenchContext, log: Log, deadline: float | None = N
         except StopIteration:
             break
         except Exception as e:  # noqa: BLE001 - e.g. out of memory building one shape's inputs
-            row = Row(name, "*", "*", "*", skipped=f"bench stopped: {_error_reason(e)}")
+            row = failed_row(None, e, name)
+            if row.skipped:
+                row.skipped = f"bench stopped: {row.skipped}"
+            else:
+                row.error = f"bench stopped: {row.error}"
             log(format_row(row))
             rows.append(row)
             break

@@ -7,7 +7,8 @@ they agree with `examples/vit_b16_paper.json`. `--layers FILE` benchmarks anothe
 
 from __future__ import annotations
 
-from ..errors import ExprcError
+import exprc
+
 from ..frontend.layer_set import Layer, LayerSet
 from ..frontend.parse import parse
 
@@ -54,11 +55,7 @@ def load_layer_set(path: str | None) -> LayerSet:
     """The paper's layers, or those of a layer file (read by `exprc.read_layers`)."""
     if path is None:
         return paper_layer_set()
-    try:
-        from ..frontend.layer_files import read_layers
-    except ImportError as e:
-        raise ExprcError(f"cannot read {path}: the layer-file reader is not available ({e})") from None
-    return read_layers(path)
+    return exprc.read_layers(path)
 
 
 def pick(layer_set: LayerSet, names: tuple[str, ...]) -> list[Layer]:

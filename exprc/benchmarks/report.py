@@ -80,7 +80,7 @@ def _cell(row: dict | None, spec: TableSpec) -> str:
     if row is None:
         return ""
     if row.get("ms") is None:
-        return "skip"
+        return "error" if row.get("error") else "skip"
     if spec.cell == "gbps":
         of_copy = row.get("ratio_to", {}).get("copy")
         return _number(row["gbps"]) + (f" ({100 / of_copy:.0f}%)" if of_copy else "")

@@ -4,7 +4,8 @@
      "date", "quick": bool, "note", ..., "rows": [{"bench", "impl", "shape", "dtype", "layer", "ms",
      "gbps" | "tflops" | "images_per_s", "ratio_to": {baseline impl: ms / baseline ms}, ...}]}
 
-A skipped row has `"ms": null` and `"skipped": reason`.
+A skipped row (an optional dependency or CUDA missing, or left out by the options) has `"ms": null` and
+`"skipped": reason`; a failed row has `"ms": null` and `"error": "Type: message (at file:line)"`.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ REQUIRED_ROW_KEYS = ("bench", "impl", "shape", "dtype", "ms", "ratio_to")
 
 
 def _version(module: str) -> str | None:
+    """The version of an optional package (Triton is Linux-only), None without it."""
     try:
         return __import__(module).__version__
-    except Exception:  # noqa: BLE001
+    except ImportError:
         return None
 
 
@@ -102,8 +104,8 @@ def schema_problems(doc: Any) -> list[str]:
             problems.append(f"row {i}: missing {missing}")
             continue
         if row["ms"] is None:
-            if not row.get("skipped"):
-                problems.append(f"row {i} ({row['impl']}): no time and no reason")
+            if not row.get("skipped") and not row.get("error"):
+                problems.append(f"row {i} ({row['impl']}): no time, no reason and no error")
         elif not (isinstance(row["ms"], (int, float)) and row["ms"] > 0):
             problems.append(f"row {i} ({row['impl']}): ms is {row['ms']!r}")
         elif not any(k in row for k in ("gbps", "tflops", "images_per_s")):

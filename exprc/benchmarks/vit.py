@@ -16,6 +16,7 @@ from torch import nn
 from . import baselines as B
 from .cases import Case, Skip
 from .config import BenchContext
+from .exprc_runtime import patch_vit
 from .paper_runtime import PaperRuntimeNorm
 
 BENCH = "vit"
@@ -30,11 +31,10 @@ SMALL_MODEL = {"img_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 2, "nu
 
 
 def build_model(small: bool) -> nn.Module:
-    try:
-        import timm
-        from timm.models.vision_transformer import VisionTransformer
-    except ImportError as e:
-        raise Skip(f"timm is not installed ({e.name}); pip install 'exprc[timm]'") from None
+    """Without timm, the ImportError makes the row skipped (`cases.OPTIONAL_PACKAGES`)."""
+    import timm
+    from timm.models.vision_transformer import VisionTransformer
+
     torch.manual_seed(0)
     model = VisionTransformer(**SMALL_MODEL) if small else timm.create_model(MODEL, pretrained=False)
     return model.eval()
@@ -110,8 +110,6 @@ def _batch_cases(ctx: BenchContext, batch: int, dtype_name: str, gp_layers: list
         def patch(model: nn.Module) -> nn.Module:
             if missing:
                 raise Skip(f"the layer file has no expression for {', '.join(missing[:3])}")
-            from .exprc_runtime import patch_vit
-
             return patch_vit(model, ctx.packages(gp_layers).directory(mode), fuse=fuse)
 
         return patch

@@ -14,9 +14,14 @@ Measure, side by side in one process, exprc's compiled norms against LayerNorm a
   vit       ViT-B/16 bf16 inference, images/s, batch 1/32/256
   report    rewrite the README's table from the newest GPU results in --results-dir
 
-Writes one JSON per run (plus a PNG per bench) under bench/results/. On CUDA, times are medians of
+Writes one JSON per run (plus a PNG per bench) under bench/results/; a --quick or CPU run writes them to a new
+temporary directory instead (printed), unless given --results-dir or --out. On CUDA, times are medians of
 triton.testing.do_bench; on a CPU, of a perf_counter loop, on tiny shapes: NOT GPU numbers.
 A full run takes several minutes; run the benches one at a time, or narrow with --only/--exclude/--dtypes.
+
+A row is skipped (with its reason) only when an optional package (liger-kernel, timm, matplotlib) or CUDA is
+missing, or the options leave it out. Any other exception is an error: the row records it, the run goes on,
+writes its results, lists the failures on stderr and exits with status 1.
 
 examples:
   exprc bench --quick                         # CPU smoke run (< 1 minute)
