@@ -27,11 +27,11 @@ def format_arg(node: Node) -> str:
         return str(arg).lower() if isinstance(arg, bool) else str(int(arg))
     if op is Op.INPUT:
         return str(arg)
-    if op is Op.CLIP:
+    if op is Op.CLIP and isinstance(arg, tuple) and len(arg) == 2:
         return f"{format_float(arg[0])}, {format_float(arg[1])}"
-    if op in (Op.POW, Op.SHL):
+    if op in (Op.POW, Op.SHL) and isinstance(arg, int):
         return str(int(arg))
-    return ""
+    return "" if arg is None else repr(arg)  # invalid IR (what the verifier reports) prints too
 
 
 def print_ir(root: Node) -> str:

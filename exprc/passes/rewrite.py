@@ -11,7 +11,8 @@ The replacement gets the names the pattern bound and returns the new node, or No
 does not fire). A table dispatches on the op of the node: only the rules whose pattern can match that op are
 tried, in table order, so the first rule of the table that fires wins, as if every rule were tried. Every rule
 knows where it was defined (file:line of its replacement function), and the trace records each rule that fired.
-Because nodes are hash-consed, "nothing changed" is `new is old`.
+Because nodes are hash-consed, "nothing changed" is `new is old`. Rules that never settle (that undo each other)
+end in an ExprcError after MAX_REWRITES_PER_NODE rewrites of one node, or as many nested inside one another.
 """
 
 from __future__ import annotations
@@ -96,18 +97,29 @@ def rewrite(root: Node, rules: "RuleTable | Iterable[Rule]", trace: list[Fired] 
     by_op = (rules if isinstance(rules, RuleTable) else RuleTable(rules)).by_op
     done: dict[int, Node] = {}
     keep: list[Node] = []  # keep originals alive so their ids stay unique during the walk
+    depth = 0  # rewrites in progress, one inside another (rules that undo each other nest without end)
+
+    def first_firing(node: Node) -> tuple[Rule, Node] | None:
+        for r in by_op[node.op]:
+            new = r(node)
+            if new is not None and new is not node:
+                return r, new
+        return None
 
     def fixpoint(node: Node) -> Node:
+        nonlocal depth
         for _ in range(MAX_REWRITES_PER_NODE):
-            for r in by_op[node.op]:
-                new = r(node)
-                if new is not None and new is not node:
-                    if trace is not None:
-                        trace.append(r.fired)
-                    node = rebuild(new)
-                    break
-            else:
+            hit = first_firing(node)
+            if hit is None:
                 return node
+            rule, new = hit
+            if trace is not None:
+                trace.append(rule.fired)
+            if depth >= MAX_REWRITES_PER_NODE:
+                break
+            depth += 1
+            node = rebuild(new)
+            depth -= 1
         raise ExprcError(f"rewrite did not reach a fixpoint after {MAX_REWRITES_PER_NODE} steps at {node.op.name}")
 
     def rebuild(node: Node) -> Node:
