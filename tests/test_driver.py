@@ -164,3 +164,27 @@ def test_plan_and_cost_are_in_the_manifest(tmp_path) -> None:
 def test_bad_model_widths_are_user_errors(argv, tmp_path, capsys) -> None:
     assert main([a.format(tmp=tmp_path) for a in argv]) == 2
     assert "must be a positive integer" in capsys.readouterr().err
+
+
+def test_each_mode_is_described_once_and_quoted_as_is(capsys) -> None:
+    """The modes' errors were stated three different ways (help, README, a docstring): now one statement,
+    `MODE_DESCRIPTIONS`, which `--help` and the README quote verbatim."""
+    from exprc.passes.lower_transcendentals import MODE_DESCRIPTIONS
+
+    readme = (ROOT / "README.md").read_text()
+    with pytest.raises(SystemExit):
+        main(["compile", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for mode, text in MODE_DESCRIPTIONS.items():
+        assert f"- `{mode}`: {text}\n" in readme
+        assert f"{mode}: {text}" in help_text
+    stray = [line for line in readme.splitlines() if "2^-11" in line and "PTX ISA" not in line]
+    assert stray == []
+
+
+def test_the_trust_model_of_kernel_directories_is_documented() -> None:
+    """`exprc.load` imports generated Python: the README and its docstring say that a directory is code."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "**Trust:** a kernels directory is code." in readme
+    doc = " ".join((exprc.load.__doc__ or "").split())
+    assert "The directory is code" in doc and "trust model" in doc

@@ -132,7 +132,6 @@ def test_epilogue_loads_only_bias_residual_w_and_b(compiled):
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("EXPRC_SLOW_TESTS"), reason="about 330 compiles (~15 min on 2 cores): set "
                     "EXPRC_SLOW_TESTS=1 to run")
-@pytest.mark.skipif(not PAPER.exists(), reason="examples/vit_b16_paper.json not present")
 def test_every_paper_expression_compiles_without_spills():
     from exprc.frontend.layer_files import read_layers
 

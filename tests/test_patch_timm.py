@@ -270,7 +270,6 @@ def test_models_it_cannot_patch():
         exprc.patch_timm(tiny_vit(), 42)
 
 
-@pytest.mark.skipif(not PAPER.exists(), reason="examples/vit_b16_paper.json not present")
 def test_vit_b16_with_the_paper_layers_matches_unfused():
     """The issue's acceptance check, on CPU: eager kernels (no interpreter), one image."""
     torch.manual_seed(0)
@@ -289,7 +288,6 @@ def test_vit_b16_with_the_paper_layers_matches_unfused():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not PAPER.exists(), reason="examples/vit_b16_paper.json not present")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 def test_vit_b16_fused_on_gpu(dtype):
     """Real ViT-B/16 sizes on the GPU: fused Triton kernels against the unfused model (ExprNorm kernels too)."""

@@ -26,10 +26,11 @@ def add_layers_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_mode_argument(p: argparse.ArgumentParser) -> None:
+    from ..passes.lower_transcendentals import MODE_DESCRIPTIONS
+
     p.add_argument("--mode", default="precise", choices=MODES,
-                   help="how tanh/sigmoid/exp are computed: precise (accurate library math, default), fast "
-                        "(hardware approximations, ~1e-3 relative error), horner (the paper's Appendix F exp: "
-                        "plain arithmetic only)")
+                   help="how tanh/sigmoid/exp are computed (default precise): "
+                        + "; ".join(f"{mode}: {text}" for mode, text in MODE_DESCRIPTIONS.items()))
 
 
 def read_layer_file(args: argparse.Namespace) -> LayerSet:

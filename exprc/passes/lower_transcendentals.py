@@ -1,16 +1,11 @@
 """Lowering of tanh, sigmoid, exp and integer powers by precision mode: the table `LOWERINGS`, one entry per mode
-and op (its stated error beside it), turned into one rule table per mode.
+and op, turned into one rule table per mode. What each mode computes, and its error, is stated once, in
+`MODE_DESCRIPTIONS` below (`exprc --help` and the README quote it).
 
-- precise: tanh stays a library call (accurate, overflow-safe); sigmoid(a) -> 1/(1 + exp(-a)), which is exact in
-  its limits (exp overflow gives 1/inf = 0, never NaN); exp stays a library call.
-- fast: tanh -> tanh_approx (the `tanh.approx.f32` instruction); sigmoid(a) -> 0.5 + 0.5*tanh_approx(a/2);
-  exp -> exp_approx (`ex2.approx`).
-- horner: tanh(a) -> 1 - 2/(exp(2a) + 1) and sigmoid(a) -> 1/(1 + exp(-a)); both forms are NaN-free when exp
-  overflows (2/inf = 0), so the textbook (e^2a - 1)/(e^2a + 1) overflow (NaN past a = 44) cannot happen. The exps
-  are then shared (`share_exp`) and expanded into plain arithmetic (`lower_exp`). The error of these forms is
-  absolute (about 1e-7 for tanh, which cancels near 0; sigmoid's tail below ~1e-7 is exact), as is fast mode's
-  (tanh.approx.f32: about 2^-11): fine for the GP operator set (+ * tanh sigmoid neg clip), not for dividing by a
-  tanh or sigmoid near zero, which needs `precise`.
+- precise: sigmoid(a) -> 1/(1 + exp(-a)), exact in its limits (exp overflow gives 1/inf = 0, never NaN).
+- horner: tanh(a) -> 1 - 2/(exp(2a) + 1), sigmoid(a) -> 1/(1 + exp(-a)); both NaN-free when exp overflows
+  (2/inf = 0), so the textbook (e^2a - 1)/(e^2a + 1) overflow (NaN past a = 44) cannot happen. The exps are then
+  shared (`share_exp`) and expanded into plain arithmetic (`lower_exp`).
 Integer powers become multiplications by repeated squaring in every mode.
 """
 
@@ -22,6 +17,19 @@ from dataclasses import dataclass
 from ..ir import Node, Op, const, unary
 from .pattern import P
 from .rewrite import Rule, RuleTable, rewrite
+
+
+# The one statement of what each mode computes and its error. Sources: tanh.approx.f32's bound is NVIDIA's (PTX
+# ISA, "tanh" instruction); horner's error was measured against float64 (`python bench/accuracy.py`).
+MODE_DESCRIPTIONS = {
+    "precise": "accurate library math (libdevice tanh/exp), overflow-safe for every finite input",
+    "fast": "hardware approximations: tanh.approx.f32 (maximum relative error about 2^-11, per NVIDIA's PTX ISA), "
+            "sigmoid as 0.5 + 0.5*tanh(x/2), exp through ex2.approx.f32; the error is absolute near tanh's zero, "
+            "so dividing by a tanh or sigmoid needs precise",
+    "horner": "the paper's Appendix F: exp by range reduction and a degree-7 Horner polynomial, tanh and sigmoid "
+              "on it, all plain arithmetic for accelerators without special-function units; absolute error "
+              "about 1e-6 (tanh cancels near 0)",
+}
 
 
 def pow_muls(a: Node, n: int) -> Node:
