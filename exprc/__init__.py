@@ -1,9 +1,12 @@
 """exprc: a compiler from GP-evolved element-wise normalization expressions to fused Triton kernels.
 
-Light to import: torch and triton load only when the runtime names below are first used.
+Light to import: torch and triton load only when the runtime names below are first used. The PyTorch operators
+(`torch.ops.exprc.*`) are registered when exprc is imported after torch, or when the runtime is first used.
 """
 
 from __future__ import annotations
+
+import sys
 
 __version__ = "0.1.0"
 
@@ -21,6 +24,10 @@ _RUNTIME = {
     "compile_layers": "exprc.compiler",
     "read_layers": "exprc.frontend.layer_files",
 }
+
+
+if "torch" in sys.modules:  # register torch.ops.exprc.* now (for torch.export.load, unpickling); else on first use
+    from .runtime import ops as _ops  # noqa: E402, F401
 
 
 def __getattr__(name: str):

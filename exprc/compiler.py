@@ -3,13 +3,14 @@
 This is the only module that parses, optimizes and generates. Everything that needs compiled code calls it: the
 CLI (`compile`, `check`, `cost`, `explain`), `exprc.load`, `ExprNorm`, the fused modules and `patch_timm`.
 
-    compile_expr(text | ir, mode)      -> CompiledExpr: IR, the IR after every pass, generated source, cost
+    compile_expr(text | ir, mode)      -> CompiledExpr: IR, the IR after every pass, its derivative, generated
+                                          source, cost
     compile_layers(layer_set, mode)    -> Artifact: one CompiledExpr per distinct expression, a plan per layer
     write_package(artifact, out_dir)   -> the kernels directory (see `codegen/package_writer.py`)
     expression_module(compiled)        -> the generated module, imported (written into the kernel cache first)
 
 One naming scheme: a generated module is `e_<16 hex digits>.py`, the digits a hash of the mode and the lowered
-IR, in a kernels directory and in the kernel cache alike. One cache: compiled expressions are kept per
+IR of f and f', in a kernels directory and in the kernel cache alike. One cache: compiled expressions are kept per
 (expression, mode) for the life of the process, and their modules per (source, Triton mode).
 """
 
@@ -30,7 +31,7 @@ from .frontend.functions import DEFAULT_CLIP
 from .frontend.layer_set import LayerSet
 from .frontend.parse import parse
 from .ir import Node, print_ir
-from .passes.pipeline import MODES, PipelineResult, optimize
+from .passes.pipeline import MODES, PipelineResult, optimize, optimize_derivative
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,9 @@ class CompiledExpr:
     key: str  # e_<hash of mode and lowered IR>: the module's name
     ir: Node  # as parsed (before any pass)
     result: PipelineResult  # the IR after every pass; `.root` is what code generation consumed
+    grad: PipelineResult  # the derivative f', from `result.optimized`, after every pass; `.root` is lowered
     sources: tuple[str, ...]  # the expression text(s) that compile to this (empty when given as IR)
-    cost: dict[str, int] = field(compare=False)  # flops_paper, flops_optimized, flops_code
+    cost: dict[str, int] = field(compare=False)  # flops_paper, flops_optimized, flops_code, flops_grad
 
     @property
     def mode(self) -> str:
@@ -61,15 +63,17 @@ class CompiledExpr:
 
     def source(self) -> str:
         """The generated module's Python source."""
-        return generate_module_source(self.key, self.root, expressions=self.sources, mode=self.mode, cost=self.cost)
+        return generate_module_source(self.key, self.root, grad_root=self.grad.root, optimized=self.result.optimized,
+                                      expressions=self.sources, mode=self.mode, cost=self.cost)
 
 
 _COMPILED: dict[tuple, CompiledExpr] = {}
 
 
-def expression_key(root: Node, mode: str) -> str:
-    """The name of the module of the lowered IR `root` in `mode`."""
-    return FILE_PREFIX + hashlib.sha256(f"{mode}\n{print_ir(root)}".encode()).hexdigest()[:16]
+def expression_key(root: Node, grad: Node, mode: str) -> str:
+    """The name of the module of the lowered IR `root` and its lowered derivative `grad` in `mode`."""
+    text = f"{mode}\n{print_ir(root)}\n{print_ir(grad)}"
+    return FILE_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def compile_expr(expr: str | Node, mode: str = "precise", *, clip: tuple[float, float] = DEFAULT_CLIP,
@@ -87,9 +91,10 @@ def compile_expr(expr: str | Node, mode: str = "precise", *, clip: tuple[float, 
         return _COMPILED[cache_key]
     ir = parse(expr, tuple(clip)) if isinstance(expr, str) else expr
     result = optimize(ir, mode, trace=trace)
+    grad = optimize_derivative(result.optimized, mode, trace=trace)
     cost = {"flops_paper": flops_paper(ir), "flops_optimized": flops_optimized(ir),
-            "flops_code": dag_flops(result.root)}
-    compiled = CompiledExpr(expression_key(result.root, mode), ir, result,
+            "flops_code": dag_flops(result.root), "flops_grad": dag_flops(grad.root)}
+    compiled = CompiledExpr(expression_key(result.root, grad.root, mode), ir, result, grad,
                             (expr,) if isinstance(expr, str) else (), cost)
     if not trace:
         _COMPILED[cache_key] = compiled

@@ -77,7 +77,8 @@ def test_committed_kernels_hold_only_expressions() -> None:
             for kernel_code in ("tl.load", "tl.store", "tl.dot", "_ptr"):
                 assert kernel_code not in text, f"{f.name} holds kernel code ({kernel_code})"
             tree = ast.parse(text)
-            assert [n.name for n in tree.body if isinstance(n, ast.FunctionDef)] == ["expr_fn", "expr_torch"]
+            assert [n.name for n in tree.body if isinstance(n, ast.FunctionDef)] == [
+                "expr_fn", "expr_grad_fn", "expr_torch", "expr_grad_torch"]
 
 
 def test_ruff_is_clean_on_the_whole_repository() -> None:

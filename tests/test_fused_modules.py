@@ -90,13 +90,47 @@ def test_interpreted_kernel_matches_unfused(triton_interpret, dtype, monkeypatch
         assert ((y.float() - y_ref.float()).abs() <= 2**-5 * y_ref.float().abs() + 5e-2).all()
 
 
-def test_autograd_takes_the_eager_path(triton_interpret, fused, monkeypatch):
+def test_autograd_runs_the_fused_kernel_and_its_backward(triton_interpret, fused, monkeypatch):
+    """Training through the fused kernel: its backward (the norm's part in one kernel, the matmul's by torch)
+    gives the gradients of the unfused Linear + residual + ExprNorm."""
     launches = count_launches(monkeypatch, fused.norm)
-    x = torch.randn(4, 48, requires_grad=True)
-    r, y = fused(x, torch.randn(4, 40))
+    x, res = torch.randn(4, 48, requires_grad=True), torch.randn(4, 40, requires_grad=True)
+    r, y = fused(x, res)
     (r.sum() + y.square().sum()).backward()
-    assert launches == []
-    assert x.grad is not None and fused.linear.weight.grad is not None and fused.norm.weight.grad is not None
+    assert launches == [(4, 48)]
+    got = [t.grad.clone() for t in (x, res, fused.linear.weight, fused.linear.bias, fused.norm.weight,
+                                    fused.norm.bias)]
+    for t in (x, res, *fused.parameters()):
+        t.grad = None
+    unfused = FusedLinearExprNorm_reference(fused)
+    r2, y2 = unfused(x, res)
+    (r2.sum() + y2.square().sum()).backward()
+    want = [x.grad, res.grad, fused.linear.weight.grad, fused.linear.bias.grad, fused.norm.weight.grad,
+            fused.norm.bias.grad]
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
+
+
+def FusedLinearExprNorm_reference(m):
+    """The same parameters, unfused and on the generated torch code (its own backward op)."""
+    def forward(x, residual):
+        r = residual + m.linear(x)
+        return r, ExprNorm.forward(_TorchBackend(m.norm), r)
+
+    return forward
+
+
+class _TorchBackend:
+    """`m.norm` seen with backend "torch": ExprNorm.forward without the Triton kernel."""
+
+    def __init__(self, norm):
+        self._norm = norm
+
+    def __getattr__(self, name):
+        return getattr(self._norm, name)
+
+    def uses_triton(self, x):
+        return False
 
 
 def test_backends(triton_interpret, monkeypatch):

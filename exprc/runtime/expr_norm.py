@@ -5,8 +5,8 @@ LayerNorm's state dict loads into it. f is given as expression text or IR (compi
 a generated expression module (what `exprc.load` passes). Backends: `triton` (the element-wise kernel of
 `kernels/elementwise.py`: CUDA tensors, or CPU tensors when the module was imported under TRITON_INTERPRET=1),
 `torch` (the generated eager code, any device; float64 in, float64 computed), `auto` (triton where it can run
-and the dtype is f32/bf16/f16, else torch). The Triton path is differentiable: its backward recomputes the
-eager code under autograd.
+and the dtype is f32/bf16/f16, else torch). Both run as the operator `torch.ops.exprc.expr_norm` (see `ops.py`),
+whose backward is the generated derivative: one backward kernel plus one reduction on the Triton path.
 
 `normalized_shape=None` makes the parameters lazy: they take their shape from the first loaded state dict or,
 failing that, from the last dimension of the first input.
@@ -22,7 +22,6 @@ from torch.nn.parameter import UninitializedParameter
 
 from ..ir import Node, print_ir
 from .kernel_module import KernelRef, check_expression_module
-from .kernels import family_for
 from .kernels.support import is_interpreted
 
 BACKENDS = ("auto", "triton", "torch")
@@ -35,31 +34,6 @@ def eager_norm(expr: ModuleType, x: torch.Tensor, weight: torch.Tensor, bias: to
     compute = torch.float64 if x.dtype == torch.float64 else torch.float32
     y = expr.expr_torch(x.to(compute)) * weight.to(compute) + bias.to(compute)
     return y.to(x.dtype)
-
-
-def triton_apply(expr: ModuleType, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """y = f(x) * weight + bias by the element-wise Triton kernel, in the Triton mode of `expr`."""
-    return family_for("elementwise", expr).apply(expr, x, weight, bias)
-
-
-class _TritonApply(torch.autograd.Function):
-    """Forward by the Triton kernel; backward by autograd through the eager code of the same expression."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, expr):
-        ctx.save_for_backward(x, weight, bias)
-        ctx.expr = expr
-        return triton_apply(expr, x, weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad_y):
-        need = ctx.needs_input_grad[:3]
-        inputs = [t.detach().requires_grad_(n) for t, n in zip(ctx.saved_tensors, need, strict=True)]
-        with torch.enable_grad():
-            y = eager_norm(ctx.expr, *inputs)
-        wanted = [t for t, n in zip(inputs, need, strict=True) if n]
-        grads = iter(torch.autograd.grad(y, wanted, grad_y, allow_unused=True) if wanted else ())
-        return tuple(next(grads) if n else None for n in need) + (None,)
 
 
 def _expression_module(expr: str | Node | ModuleType, mode: str) -> tuple[ModuleType, str]:
@@ -166,11 +140,14 @@ class ExprNorm(nn.Module):
                                "f32/bf16/f16 tensor, or TRITON_INTERPRET=1 when the kernel was imported)")
         return can
 
+    @property
+    def key(self) -> str:
+        """The name of the expression module: what `torch.ops.exprc.expr_norm` is called with."""
+        return self._kernel.key
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w, b = self._affine(x)
-        if self.uses_triton(x):
-            return _TritonApply.apply(x, w.to(x.device), b.to(x.device), self.kernel)
-        return eager_norm(self.kernel, x, w, b)
+        return torch.ops.exprc.expr_norm(x, w, b, self.key, self.uses_triton(x))
 
     def extra_repr(self) -> str:
         shape = "lazy" if self.normalized_shape is None else self.normalized_shape

@@ -17,30 +17,26 @@ from __future__ import annotations
 from types import ModuleType
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
 from ..ir import Node
 from .expr_norm import BACKENDS, ExprNorm
-from .kernels import family_for
 from .kernels.support import is_interpreted
 
 _TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-# (kernel family, M bucket, N, K, dtype, device) -> triton.Config: the tile shape depends on the GEMM, not on
-# the expression, so one autotuning run per shape serves every expression's kernel
-_TUNED: dict[tuple, object] = {}
 
 
 # -- when the kernel runs -------------------------------------------------------------------------------------
 def kernel_can_run(expr: ModuleType, backend: str, tensors: tuple[torch.Tensor | None, ...],
-                   parameters: tuple[torch.Tensor | None, ...] = ()) -> bool:
-    """Whether a fused kernel runs with the generated expression module `expr` (else the eager path does).
+                   parameters: tuple[torch.Tensor | None, ...] = (), *, differentiable: bool = True) -> bool:
+    """Whether a fused kernel runs with the generated expression module `expr` (else the torch code does).
 
     `tensors` (activations and the Linear's weight; None for absent ones) must be f32/bf16/f16 of one dtype on one
     device: CUDA, or the CPU when `expr` was imported under TRITON_INTERPRET=1. Vectors (`parameters`: bias,
-    scale, the norm's affine) may be of any float dtype. Nothing may need an autograd graph, and the backend must
-    not be `torch`; the `triton` backend raises where the kernel cannot run.
+    scale, the norm's affine) may be of any float dtype. A kernel without a backward (`differentiable=False`: the
+    prologue) does not run where autograd needs a graph. The backend must not be `torch`; the `triton` backend
+    raises where the kernel cannot run.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -51,69 +47,42 @@ def kernel_can_run(expr: ModuleType, backend: str, tensors: tuple[torch.Tensor |
     on_device = x.is_cuda or (x.device.type == "cpu" and is_interpreted(expr.expr_fn))
     ok = (on_device and x.dtype in _TRITON_DTYPES and all(t.device == x.device for t in present)
           and all(t.dtype == x.dtype for t in present))
-    if ok and torch.is_grad_enabled() and any(t.requires_grad for t in (*present, *parameters) if t is not None):
-        ok = False  # the fused kernels have no backward: autograd takes the eager path
+    if ok and not differentiable and torch.is_grad_enabled() and any(
+            t.requires_grad for t in (*present, *parameters) if t is not None):
+        ok = False  # the prologue kernel has no backward: autograd takes the unfused path
     if backend == "triton" and not ok:
         raise RuntimeError(f"the triton backend cannot run here (tensors {x.dtype} on {x.device}; it needs CUDA "
-                           "f32/bf16/f16 tensors of one dtype, or TRITON_INTERPRET=1, and no autograd graph)")
+                           "f32/bf16/f16 tensors of one dtype, or TRITON_INTERPRET=1"
+                           + ("" if differentiable else ", and no autograd graph") + ")")
     return ok
 
 
-def _input_precision(x: torch.Tensor) -> str:
-    """What tl.dot uses for f32 inputs: TF32 only where torch's own f32 matmuls may use it."""
-    if x.dtype == torch.float32 and x.is_cuda and torch.backends.cuda.matmul.allow_tf32:
-        return "tf32"
-    return "ieee"
-
-
-def _run_tuned(family: str, expr: ModuleType, m: int, n: int, k: int, x: torch.Tensor, *args) -> None:
-    """Launch `family`'s kernel with the expression `expr`, autotuning only the first time a GEMM shape is seen
-    (for any expression: the tile shape depends on the GEMM)."""
-    key = (family, 1 << max(m - 1, 0).bit_length(), n, k, x.dtype, x.device)
-    kernels = family_for(family, expr)
-    chosen = kernels.launch(expr, *args, input_precision=_input_precision(x), config=_TUNED.get(key))
-    if key not in _TUNED and chosen is not None and not is_interpreted(expr.expr_fn):
-        _TUNED[key] = chosen
-
-
-def _rows(t: torch.Tensor | None, width: int) -> torch.Tensor | None:
-    return None if t is None else t.reshape(-1, width).contiguous()
-
-
-def _vector(t: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
-    return None if t is None else t.to(x.device).contiguous()
+def _affine(norm: ExprNorm, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The norm's weight and bias (ones and zeros when it has none), on `like`'s device."""
+    n = like.shape[-1]
+    w = norm.weight if norm.weight is not None else torch.ones(n, device=like.device)
+    b = norm.bias if norm.bias is not None else torch.zeros_like(w)
+    return w.to(like.device), b.to(like.device)
 
 
 # -- Linear + residual + norm (epilogue) ------------------------------------------------------------------------
 def linear_residual_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, norm: ExprNorm, *,
-                         residual: torch.Tensor | None = None,
-                         scale: torch.Tensor | None = None, write_r: bool = True,
-                         backend: str = "auto") -> tuple[torch.Tensor | None, torch.Tensor]:
-    """(r, y) with r = residual + scale * (x @ weight.T + bias) and y = norm(r), in one kernel when it can run.
+                         residual: torch.Tensor | None = None, scale: torch.Tensor | None = None,
+                         write_r: bool = True, backend: str = "auto") -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(r, y) with r = residual + scale * (x @ weight.T + bias) and y = norm(r): `torch.ops.exprc.
+    linear_residual_norm`, one kernel when it can run, differentiable (the norm's backward in one kernel, the
+    matmul's by cuBLAS).
 
     x: [..., K]; weight: [N, K]; bias, scale: [N] or None; residual: [..., N] or None; norm: an ExprNorm over N
     (its expression module runs in the kernel's epilogue). write_r=False: r is not stored (returned as None).
     """
-    runs = not isinstance(norm.weight, UninitializedParameter) and kernel_can_run(
-        norm.kernel, backend, (x, weight, residual), (bias, scale, norm.weight, norm.bias))
-    if not runs:
-        r = F.linear(x, weight, bias)
-        if scale is not None:
-            r = r * scale
-        if residual is not None:
-            r = residual + r
-        return (r if write_r else None), norm(r)
-    n, k = weight.shape
-    a = _rows(x, k)
-    m = a.shape[0]
-    y = torch.empty((m, n), device=x.device, dtype=x.dtype)
-    r = torch.empty_like(y) if write_r else None
-    if m:
-        args = (a, weight.contiguous(), _vector(bias, x), _vector(scale, x), _rows(residual, n),
-                _vector(norm.weight, x), _vector(norm.bias, x), r, y)
-        _run_tuned("matmul_epilogue", norm.kernel, m, n, k, x, *args)
-    shape = (*x.shape[:-1], n)
-    return (r.view(shape) if r is not None else None), y.view(shape)
+    if isinstance(norm.weight, UninitializedParameter):
+        norm._affine(residual if residual is not None else torch.empty(weight.shape[0], device=x.device))
+    runs = kernel_can_run(norm.kernel, backend, (x, weight, residual), (bias, scale, norm.weight, norm.bias))
+    w, b = _affine(norm, x)
+    r, y = torch.ops.exprc.linear_residual_norm(x, weight, bias, scale, residual, w, b, norm.key,
+                                                write_r or torch.is_grad_enabled(), runs)
+    return (r if write_r else None), y
 
 
 class FusedLinearExprNorm(nn.Module):
@@ -180,6 +149,9 @@ class FoldedAffine:
 
     def get(self, norm: ExprNorm, linear: nn.Linear, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         params = (linear.weight, linear.bias, norm.weight, norm.bias)
+        if torch.compiler.is_compiling():  # traced: fold in the graph (no storage pointers to key a cache on)
+            w, b = fold_norm_affine(*(p.to(x.device) if p is not None else None for p in params))
+            return w.to(x.dtype), (b.to(x.dtype) if b is not None else None)
         key = tuple((id(p), p._version, p.data_ptr()) if p is not None else None for p in params) + (x.dtype,)
         if self._entry is None or self._entry[0] != key:
             with torch.no_grad():
@@ -190,20 +162,15 @@ class FoldedAffine:
 
 def norm_linear(x: torch.Tensor, norm: ExprNorm, linear: nn.Linear, folded: FoldedAffine, *,
                 backend: str = "auto") -> torch.Tensor:
-    """linear(norm(x)) in one kernel when it can run: f on the Linear's input tiles, the norm's affine folded
-    into the Linear's weight and bias (cached in `folded`); else eagerly."""
+    """linear(norm(x)): `torch.ops.exprc.norm_linear`, one kernel when it can run (f on the Linear's input tiles,
+    the norm's affine folded into the Linear's weight and bias, cached in `folded`); where autograd needs a graph,
+    the unfused modules (the prologue has no backward)."""
     runs = not isinstance(norm.weight, UninitializedParameter) and kernel_can_run(
-        norm.kernel, backend, (x, linear.weight), (linear.bias, norm.weight, norm.bias))
+        norm.kernel, backend, (x, linear.weight), (linear.bias, norm.weight, norm.bias), differentiable=False)
     if not runs:
         return linear(norm(x))
     weight, bias = folded.get(norm, linear, x)
-    n, k = weight.shape
-    a = _rows(x, k)
-    m = a.shape[0]
-    out = torch.empty((m, n), device=x.device, dtype=x.dtype)
-    if m:
-        _run_tuned("matmul_prologue", norm.kernel, m, n, k, x, a, weight, bias, out)
-    return out.view(*x.shape[:-1], n)
+    return torch.ops.exprc.norm_linear(x, weight, bias, norm.key, True)
 
 
 class FusedExprNormLinear(nn.Module):

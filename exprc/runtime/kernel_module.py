@@ -15,7 +15,10 @@ from .kernels.support import import_source
 
 class KernelRef:
     def __init__(self, module: ModuleType):
+        from .ops import register
+
         self.module = module
+        self.key = register(module)  # what the torch.ops.exprc operators are called with
 
     def __deepcopy__(self, memo) -> KernelRef:
         return self

@@ -1,4 +1,5 @@
-"""The kernels, written once: element-wise, matmul epilogue and matmul prologue (one module each).
+"""The kernels, written once: element-wise forward and backward, matmul epilogue and matmul prologue (one module
+each).
 
 Each kernel takes the expression as a `tl.constexpr` argument `F` holding the `@triton.jit` function of a
 generated expression module (`F(x, FAST_ASM)` on an f32 tensor of any shape), so every expression shares one
@@ -13,7 +14,7 @@ from types import ModuleType
 
 from .support import import_source
 
-FAMILIES = ("elementwise", "matmul_epilogue", "matmul_prologue")
+FAMILIES = ("elementwise", "elementwise_backward", "matmul_epilogue", "matmul_prologue")
 
 
 def family(name: str, interpreted: bool) -> ModuleType:

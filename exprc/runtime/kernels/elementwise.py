@@ -55,6 +55,7 @@ def apply(expr, x, weight, bias, out=None):
     Any strides (a non-contiguous x is copied first); y has x's shape and dtype. `out`, if given, receives y.
     """
     import torch
+    from torch.library import wrap_triton  # traceable by torch.compile inside exprc's triton_op
 
     check_operands(x, weight, bias)
     xc = x.contiguous()
@@ -65,8 +66,9 @@ def apply(expr, x, weight, bias, out=None):
     if n:
         block, num_warps = launch_config(n, xc.element_size())
         grid = (triton.cdiv(n, block),)
-        expr_norm_kernel[grid](xc, weight.contiguous(), bias.contiguous(), y, n, weight.numel(), F=expr.expr_fn,
-                               FAST_ASM=not is_interpreted(expr.expr_fn), BLOCK=block, num_warps=num_warps)
+        wrap_triton(expr_norm_kernel)[grid](xc, weight.contiguous(), bias.contiguous(), y, n, weight.numel(),
+                                            F=expr.expr_fn, FAST_ASM=not is_interpreted(expr.expr_fn), BLOCK=block,
+                                            num_warps=num_warps)
     if out is not None and y is not out:
         out.copy_(y)
         return out

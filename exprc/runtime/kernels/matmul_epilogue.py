@@ -86,9 +86,9 @@ def fused_linear_epilogue(
 
 
 POINTERS = ("a_ptr", "w_ptr", "bias_ptr", "scale_ptr", "res_ptr", "norm_w_ptr", "norm_b_ptr", "r_ptr", "y_ptr")
-_with_even_k = triton.heuristics({"EVEN_K": lambda args: args["K"] % args["BLOCK_K"] == 0})(fused_linear_epilogue)
 autotuned = triton.autotune(triton_configs(MATMUL_CONFIGS), key=["M_BUCKET", "N", "K"],
-                            prune_configs_by={"early_config_prune": prune_configs})(_with_even_k)
+                            prune_configs_by={"early_config_prune": prune_configs})(
+    triton.heuristics({"EVEN_K": lambda args: args["K"] % args["BLOCK_K"] == 0})(fused_linear_epilogue))
 
 
 def launch(expr, a, weight, bias, scale, residual, norm_weight, norm_bias, r, y, *, input_precision="ieee",
@@ -110,4 +110,4 @@ def launch(expr, a, weight, bias, scale, residual, norm_weight, norm_bias, r, y,
                  DOT_IN_F32=interpreting and a.element_size() != 4)
     args = [a, weight] + [t if t is not None else y for t in (bias, scale, residual, norm_weight, norm_bias, r)]
     args += [y, M, N, K, triton.next_power_of_2(M)]
-    return launch_tiled(_with_even_k, autotuned, args, flags, M, N, interpreting, config)
+    return launch_tiled(fused_linear_epilogue, autotuned, args, flags, M, N, K, interpreting, config)

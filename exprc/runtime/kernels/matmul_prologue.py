@@ -71,9 +71,9 @@ def fused_prologue_linear(
 
 
 POINTERS = ("a_ptr", "w_ptr", "bias_ptr", "out_ptr")
-_with_even_k = triton.heuristics({"EVEN_K": lambda args: args["K"] % args["BLOCK_K"] == 0})(fused_prologue_linear)
 autotuned = triton.autotune(triton_configs(PROLOGUE_CONFIGS), key=["M_BUCKET", "N", "K"],
-                            prune_configs_by={"early_config_prune": prune_configs})(_with_even_k)
+                            prune_configs_by={"early_config_prune": prune_configs})(
+    triton.heuristics({"EVEN_K": lambda args: args["K"] % args["BLOCK_K"] == 0})(fused_prologue_linear))
 
 
 def launch(expr, a, weight, bias, out, *, input_precision="ieee", config=None):
@@ -89,4 +89,4 @@ def launch(expr, a, weight, bias, out, *, input_precision="ieee", config=None):
     flags = dict(F=expr.expr_fn, FAST_ASM=not interpreting, HAS_BIAS=bias is not None,
                  INPUT_PRECISION=input_precision, DOT_IN_F32=interpreting and a.element_size() != 4)
     args = [a, weight, bias if bias is not None else out, out, M, N, K, triton.next_power_of_2(M)]
-    return launch_tiled(_with_even_k, autotuned, args, flags, M, N, interpreting, config)
+    return launch_tiled(fused_prologue_linear, autotuned, args, flags, M, N, K, interpreting, config)

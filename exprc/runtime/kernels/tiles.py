@@ -90,16 +90,19 @@ def prune_configs(configs: list, named_args: dict, **kwargs) -> list:
     return usable_configs(configs, a.element_size(), max_shared_memory(index))
 
 
-def launch_tiled(plain, autotuned, args: list, flags: dict, M: int, N: int, interpreting: bool, config):
-    """Launch a matmul kernel over its (M/BLOCK_M x N/BLOCK_N) tiles: `plain` with `config` (under the
-    interpreter: one fixed tile, INTERPRETER_CONFIG), else `autotuned`. Returns the configuration that ran."""
+def launch_tiled(plain, autotuned, args: list, flags: dict, M: int, N: int, K: int, interpreting: bool, config):
+    """Launch a matmul kernel over its (M/BLOCK_M x N/BLOCK_N) tiles: the jit function `plain` with `config`
+    (under the interpreter: one fixed tile, INTERPRETER_CONFIG), else `autotuned` (which sets EVEN_K by its
+    heuristic). Returns the configuration that ran."""
     import triton
+    from torch.library import wrap_triton  # traceable by torch.compile inside exprc's triton_op
 
     if interpreting or config is not None:
         meta = dict(config.kwargs) if config is not None else INTERPRETER_CONFIG.meta()
         launch_opts = {} if interpreting else dict(num_warps=config.num_warps, num_stages=config.num_stages)
         grid = (triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"]),)
-        plain[grid](*args, **flags, **meta, **launch_opts)
+        wrap_triton(plain)[grid](*args, **flags, **meta, **launch_opts, EVEN_K=K % meta["BLOCK_K"] == 0)
         return config
-    autotuned[lambda meta: (triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"]),)](*args, **flags)
+    wrap_triton(autotuned)[lambda meta: (triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"]),)](
+        *args, **flags)
     return getattr(autotuned, "best_config", None)

@@ -1,0 +1,239 @@
+"""exprc's PyTorch operators: `torch.ops.exprc.*`, registered when `exprc.runtime` is first used.
+
+    expr_norm(x, weight, bias, key, use_triton) -> y                         y = f(x) * weight + bias
+    expr_norm_backward(dy, x, weight, dr, key, use_triton) -> (dx, dw, db)   dx = dy * weight * f'(x) (+ dr)
+    linear_residual_norm(a, W, bias, scale, residual, w, b, key, write_r, use_triton) -> (r, y)
+    norm_linear(x, W', b', key, use_triton) -> out                           f(x) @ W'^T + b' (affine folded)
+
+`key` names a generated expression module (`e_<hash>`, see `exprc.compiler`); the operator finds it in this
+process's registry (filled as modules are imported, including by unpickling a model) or in the kernel cache.
+With `use_triton` the body runs the kernels of `runtime/kernels/` through `torch.library.wrap_triton` (on CUDA,
+or on the CPU under Triton's interpreter); without it, the generated torch code — so on the CPU the torch branch
+is what `torch.compile`, `torch.export` and `opcheck` exercise. Each operator is a `torch.library.triton_op`: its
+body is its fake implementation, and `register_autograd` gives expr_norm and linear_residual_norm their backward
+(one backward kernel per norm plus one reduction of its partial sums; the matmul gradients by cuBLAS).
+norm_linear (a prologue placement) has no backward: while a model trains, prologue placements run unfused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+import torch
+import torch.nn.functional as F
+from torch.library import triton_op
+
+from ..errors import ExprcError
+from .expr_norm import eager_norm
+from .kernels import family_for
+from .kernels.support import import_source
+
+_MODULES: dict[tuple[str, bool], ModuleType] = {}
+
+
+# -- the registry of expression modules ---------------------------------------------------------------------------
+def key_of(module: ModuleType) -> str:
+    return Path(module.__file__).stem
+
+
+def register(module: ModuleType) -> str:
+    """Make the generated expression `module` known to the operators; returns its key."""
+    from .kernels.support import is_interpreted
+
+    key = key_of(module)
+    _MODULES.setdefault((key, is_interpreted(module.expr_fn)), module)
+    return key
+
+
+def expression(key: str, interpreted: bool | None = None) -> ModuleType:
+    """The expression module `key` in Triton's compiled or interpreted mode (None: either): from the registry,
+    imported again from its own source in the other mode if needed, else from the kernel cache."""
+    for mode in ((interpreted,) if interpreted is not None else (False, True)):
+        if (key, mode) in _MODULES:
+            return _MODULES[key, mode]
+    other = _MODULES.get((key, not interpreted))
+    if other is not None:
+        path, data = Path(other.__file__), other.__exprc_source__
+    else:
+        from ..compiler import cache_dir
+
+        path = cache_dir() / f"{key}.py"
+        if not path.is_file():
+            raise ExprcError(f"no generated module {key} in this process or in the kernel cache {cache_dir()}: "
+                             "load its kernels directory (exprc.load) or compile its expression first")
+        data = path.read_bytes()
+    module = import_source(path, data, bool(interpreted))
+    _MODULES[key, bool(interpreted)] = module
+    return module
+
+
+def _module(key: str, x: torch.Tensor, use_triton: bool) -> ModuleType:
+    """The module a call runs: Triton's interpreted mode for CPU tensors, compiled for CUDA; any for torch code."""
+    return expression(key, (not x.is_cuda) if use_triton else None)
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _rows(t: torch.Tensor, width: int) -> torch.Tensor:
+    return t.reshape(-1, width).contiguous()
+
+
+def _programs(x: torch.Tensor) -> int:
+    """Programs of the backward kernel: the SM count on a GPU (a fixed number, so the reduction order is fixed)."""
+    if x.is_cuda:
+        return torch.cuda.get_device_properties(x.device).multi_processor_count
+    return 4
+
+
+# -- element-wise ---------------------------------------------------------------------------------------------------
+@triton_op("exprc::expr_norm", mutates_args=())
+def expr_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, key: str, use_triton: bool) -> torch.Tensor:
+    expr = _module(key, x, use_triton)
+    if use_triton:
+        return family_for("elementwise", expr).apply(expr, x, weight.to(x.device), bias.to(x.device))
+    return eager_norm(expr, x, weight, bias)
+
+
+@triton_op("exprc::expr_norm_backward", mutates_args=())
+def expr_norm_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, dr: torch.Tensor | None, key: str,
+                       use_triton: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dx, dw, db) of y = f(x) * weight + bias for the output gradient dy; dr, if given, is added to dx (the
+    residual stream's own gradient, in a fused block). dw and db have weight's shape and dtype."""
+    expr = _module(key, x, use_triton)
+    d = weight.numel()
+    if use_triton:
+        dx, partial = family_for("elementwise_backward", expr).launch(
+            expr, _rows(x, d), _rows(dy.to(x.dtype), d), weight.reshape(-1).contiguous(),
+            _rows(dr.to(x.dtype), d) if dr is not None else None, _programs(x))
+        sums = partial.sum(0)  # the one reduction of the partial sums: [2, D]
+        # two outputs of one storage would alias each other: dw and db are copied out (D elements each)
+        dw, db = (sums[i].view(weight.shape).to(weight.dtype, copy=True) for i in (0, 1))
+        return dx.view(x.shape), dw, db
+    c = _compute_dtype(x)
+    xc, dyc = x.to(c), dy.to(c)
+    dx = dyc * weight.to(c) * expr.expr_grad_torch(xc)
+    if dr is not None:
+        dx = dx + dr.to(c)
+    lead = tuple(range(x.dim() - weight.dim()))
+    dw = (dyc * expr.expr_torch(xc)).sum(lead) if lead else dyc * expr.expr_torch(xc)
+    db = dyc.sum(lead) if lead else dyc.clone()
+    return dx.to(x.dtype), dw.to(weight.dtype), db.to(weight.dtype)
+
+
+def _expr_norm_setup(ctx, inputs, output) -> None:
+    x, weight, _, key, use_triton = inputs
+    ctx.save_for_backward(x, weight)
+    ctx.key, ctx.use_triton = key, use_triton
+
+
+def _expr_norm_grad(ctx, dy):
+    x, weight = ctx.saved_tensors
+    dx, dw, db = torch.ops.exprc.expr_norm_backward(dy, x, weight, None, ctx.key, ctx.use_triton)
+    return dx, dw, db, None, None
+
+
+expr_norm.register_autograd(_expr_norm_grad, setup_context=_expr_norm_setup)
+
+
+# -- Linear + residual + norm (matmul epilogue) ---------------------------------------------------------------------
+@triton_op("exprc::linear_residual_norm", mutates_args=())
+def linear_residual_norm(a: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                         scale: torch.Tensor | None, residual: torch.Tensor | None, norm_weight: torch.Tensor,
+                         norm_bias: torch.Tensor, key: str, write_r: bool,
+                         use_triton: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """r = residual + scale * (a @ weight.T + bias) and y = f(r) * norm_weight + norm_bias; with use_triton in
+    one kernel. a: [..., K]; weight: [N, K]; r, y: [..., N]. write_r=False: r is not stored (an empty tensor)."""
+    n, k = weight.shape
+    shape = (*a.shape[:-1], n)
+    if not use_triton:
+        r = F.linear(a, weight, bias)
+        if scale is not None:
+            r = r * scale
+        if residual is not None:
+            r = residual + r
+        y = torch.ops.exprc.expr_norm(r, norm_weight, norm_bias, key, False)
+        return (r if write_r else r.new_empty(0)), y
+    expr = _module(key, a, use_triton)
+    rows = _rows(a, k)
+    m = rows.shape[0]
+    y = torch.empty((m, n), device=a.device, dtype=a.dtype)
+    r = torch.empty_like(y) if write_r else y.new_empty(0)
+    if m:
+        vec = [t.to(a.device).contiguous() if t is not None else None
+               for t in (bias, scale, norm_weight, norm_bias)]
+        _launch_tuned("matmul_epilogue", expr, m, n, k, a, rows, weight.contiguous(), vec[0], vec[1],
+                      _rows(residual, n) if residual is not None else None, vec[2], vec[3],
+                      r if write_r else None, y)
+    return (r.view(shape) if write_r else r), y.view(shape)
+
+
+def _lrn_setup(ctx, inputs, output) -> None:
+    a, weight, bias, scale, residual, norm_weight, norm_bias, key, write_r, use_triton = inputs
+    r, _ = output
+    if not write_r:
+        raise RuntimeError("exprc::linear_residual_norm with write_r=False has no backward: write r to train")
+    ctx.save_for_backward(a, weight, bias, scale, r, norm_weight)
+    ctx.key, ctx.use_triton = key, use_triton
+    ctx.has = (bias is not None, scale is not None, residual is not None)
+
+
+def _lrn_grad(ctx, dr_out, dy):
+    """The norm's part in one kernel (dr = dr_out + dy * w * f'(r), dw, db), the matmul's by cuBLAS."""
+    a, weight, bias, scale, r, norm_weight = ctx.saved_tensors
+    has_bias, has_scale, has_residual = ctx.has
+    dr, dw_norm, db_norm = torch.ops.exprc.expr_norm_backward(dy, r, norm_weight, dr_out, ctx.key, ctx.use_triton)
+    n, k = weight.shape
+    branch_grad = dr * scale if has_scale else dr
+    g2, a2 = branch_grad.reshape(-1, n), a.reshape(-1, k)
+    da = (g2 @ weight.to(g2.dtype)).view(a.shape).to(a.dtype)
+    dweight = (g2.T @ a2.to(g2.dtype)).to(weight.dtype)
+    dbias = g2.sum(0).to(bias.dtype) if has_bias else None
+    dscale = None
+    if has_scale:
+        branch = F.linear(a, weight, bias)  # recomputed (cuBLAS) rather than saved
+        dscale = (dr * branch).reshape(-1, n).sum(0).to(scale.dtype)
+    dres = dr if has_residual else None
+    return da, dweight, dbias, dscale, dres, dw_norm, db_norm, None, None, None
+
+
+linear_residual_norm.register_autograd(_lrn_grad, setup_context=_lrn_setup)
+
+
+# -- norm + Linear (matmul prologue) --------------------------------------------------------------------------------
+@triton_op("exprc::norm_linear", mutates_args=())
+def norm_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, key: str,
+                use_triton: bool) -> torch.Tensor:
+    """f(x) @ weight.T + bias, with the norm's affine already folded into weight and bias; with use_triton the
+    matmul-prologue kernel evaluates f on the input tiles."""
+    n, k = weight.shape
+    expr = _module(key, x, use_triton)
+    if not use_triton:
+        c = _compute_dtype(x)
+        return F.linear(expr.expr_torch(x.to(c)).to(x.dtype), weight, bias)
+    rows = _rows(x, k)
+    m = rows.shape[0]
+    out = torch.empty((m, n), device=x.device, dtype=x.dtype)
+    if m:
+        _launch_tuned("matmul_prologue", expr, m, n, k, x, rows, weight.contiguous(),
+                      bias.to(x.device).contiguous() if bias is not None else None, out)
+    return out.view(*x.shape[:-1], n)
+
+
+# -- tile configurations --------------------------------------------------------------------------------------------
+# (kernel family, M bucket, N, K, dtype, device) -> triton.Config: the tile shape depends on the GEMM, not on the
+# expression, so one autotuning run per shape serves every expression's kernel
+_TUNED: dict[tuple, object] = {}
+
+
+def _launch_tuned(family: str, expr: ModuleType, m: int, n: int, k: int, x: torch.Tensor, *args) -> None:
+    from .kernels.support import is_interpreted
+
+    key = (family, 1 << max(m - 1, 0).bit_length(), n, k, x.dtype, x.device)
+    precision = "tf32" if x.dtype == torch.float32 and x.is_cuda and torch.backends.cuda.matmul.allow_tf32 \
+        else "ieee"  # TF32 only where torch's own f32 matmuls may use it
+    chosen = family_for(family, expr).launch(expr, *args, input_precision=precision, config=_TUNED.get(key))
+    if key not in _TUNED and chosen is not None and not is_interpreted(expr.expr_fn):
+        _TUNED[key] = chosen
