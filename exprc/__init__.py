@@ -19,6 +19,7 @@ _RUNTIME = {
     "FusedLinearExprNorm": "exprc.runtime.fused_linear",
     "patch_timm": "exprc.runtime.patch_timm",
     "patch": "exprc.runtime.patch",
+    "export_onnx": "exprc.runtime.onnx_export",
     "FusedExprNormLinear": "exprc.runtime.fused_linear",
     "compile_expr": "exprc.compiler",
     "compile_layers": "exprc.compiler",

@@ -22,7 +22,6 @@ norms) do not fire in it. A model without a final `norm` (pooling, then `fc_norm
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import MethodType
 from typing import Any
 
 import torch
@@ -47,6 +46,17 @@ class _Fusion:
 
     def __post_init__(self):
         self.folded = {name: FoldedAffine() for name, kind in self.placement.items() if kind == "prologue"}
+
+
+class FusedForwardFeatures:
+    """`model.forward_features` of a fused model: a picklable callable (a bound method of another function would
+    not pickle), so that `torch.save(model)` / `pickle.dumps(model)` work and load back fused."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def __call__(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        return fused_forward_features(self.model, x, *args, **kwargs)
 
 
 # -- fusion ------------------------------------------------------------------------------------------------------
@@ -200,5 +210,5 @@ def patch_timm(model: nn.Module, layers: Any, fuse: bool = True, *, mode: str = 
     replace_norms(model, norms, specs, backend)
     if fuse:
         model._exprc_fusion = _Fusion(placement, backend)
-        model.forward_features = MethodType(fused_forward_features, model)
+        model.forward_features = FusedForwardFeatures(model)
     return model

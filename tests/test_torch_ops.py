@@ -1,0 +1,170 @@
+"""exprc's PyTorch operators: registered, checked with `torch.library.opcheck`, differentiable with the generated
+derivative (the backward kernel under Triton's interpreter, the generated torch code elsewhere), without NaN where
+the derivative is finite, and one backward kernel plus one reduction per norm."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import exprc
+from exprc.frontend.layer_files import read_layers
+from exprc.runtime.expr_norm import ExprNorm
+from exprc.runtime.fused_linear import FusedLinearExprNorm
+from exprc.runtime.kernels import family
+
+from derivative_reference import kinks, torch_derivative  # tests/derivative_reference.py
+
+DEEP = "-0.84*x + 1.31*clip(2*x) + 0.548*tanh(tanh(tanh(x)) + 0.227)"
+
+
+def _norm(expr: str, d: int, mode: str = "precise", backend: str = "auto", dtype=torch.float32, seed: int = 0):
+    norm = ExprNorm(d, expr, mode=mode, backend=backend, dtype=dtype)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(d, generator=g, dtype=torch.float64))
+        norm.bias.copy_(torch.randn(d, generator=g, dtype=torch.float64))
+    return norm
+
+
+# -- opcheck ------------------------------------------------------------------------------------------------------
+def test_opcheck_every_operator() -> None:
+    key = _norm(DEEP, 16).key
+    g = torch.Generator().manual_seed(1)
+
+    def t(*shape, grad=False):
+        return torch.randn(*shape, generator=g).requires_grad_(grad)
+
+    cases = [
+        (torch.ops.exprc.expr_norm.default, (t(3, 5, 16, grad=True), t(16, grad=True), t(16, grad=True), key, False)),
+        (torch.ops.exprc.expr_norm_backward.default, (t(3, 5, 16), t(3, 5, 16), t(16), None, key, False)),
+        (torch.ops.exprc.expr_norm_backward.default, (t(3, 5, 16), t(3, 5, 16), t(16), t(3, 5, 16), key, False)),
+        (torch.ops.exprc.linear_residual_norm.default,
+         (t(3, 5, 8, grad=True), t(16, 8, grad=True), t(16, grad=True), t(16, grad=True), t(3, 5, 16, grad=True),
+          t(16, grad=True), t(16, grad=True), key, True, False)),
+        (torch.ops.exprc.linear_residual_norm.default,
+         (t(4, 8, grad=True), t(16, 8, grad=True), None, None, None, t(16), t(16), key, True, False)),
+        (torch.ops.exprc.norm_linear.default, (t(3, 16), t(8, 16), t(8), key, False)),
+    ]
+    for op, args in cases:
+        torch.library.opcheck(op, args)
+
+
+# -- gradients ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["precise", "fast", "horner"])
+def test_paper_gradients_through_the_kernel_and_the_torch_code(triton_interpret, mode) -> None:
+    """dx of every paper expression, by the backward kernel (interpreted) and by the torch code, against float64
+    autograd of the unlowered expression. Bounds: precise 1e-5 relative to (1 + |ref|); fast and horner are
+    absolute (1 - t*t cancels near saturation): 2e-3 fast (tanh.approx's 2^-11 times the chain), 1e-4 horner."""
+    tol = {"precise": 1e-5, "fast": 2e-3, "horner": 1e-4}[mode]
+    x = torch.linspace(-9, 9, 4 * 48).reshape(4, 48)
+    for layer in read_layers("examples/vit_b16_paper.json"):
+        ref = torch_derivative(layer.ir, x.double().numpy())
+        away = ~kinks(layer.ir, x.double().numpy(), 1e-3)  # at a clip bound f32 and f64 may take other sides
+        for backend in ("triton", "torch"):
+            norm = ExprNorm(48, layer.expr, mode=mode, backend=backend)  # w = 1, b = 0: dx = f'(x)
+            xr = x.clone().requires_grad_()
+            norm(xr).backward(torch.ones_like(xr))
+            got = xr.grad.double().numpy()
+            assert not np.isnan(got).any(), (layer.name, backend)
+            err = (np.abs(got - ref) / (1 + (np.abs(ref) if mode == "precise" else 0)))[away]
+            assert err.max() <= tol, (layer.name, backend, mode, float(err.max()))
+
+
+@pytest.mark.parametrize("mode", ["precise", "fast", "horner"])
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+def test_a_steep_saturating_sigmoid_has_zero_not_nan_gradient(triton_interpret, mode, backend) -> None:
+    """Autograd through 1/(1+exp(-a)) gave inf/inf = NaN where the derivative is 0; one NaN ends a fine-tuning."""
+    norm = ExprNorm(4, "sigmoid(40*x)", mode=mode, backend=backend)
+    x = torch.tensor([[-30.0, 30.0, -3.0, 0.0]], requires_grad=True)
+    norm(x).sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad[0, :3].abs().max() < 1e-30
+    assert torch.isfinite(norm.weight.grad).all()
+
+
+def test_weight_and_bias_gradients_match_the_torch_code(triton_interpret) -> None:
+    x = torch.randn(2, 37, 48) * 3
+    dy = torch.randn(2, 37, 48)
+    grads = {}
+    for backend in ("triton", "torch"):
+        norm = _norm(DEEP, 48, backend=backend)
+        xr = x.clone().requires_grad_()
+        norm(xr).backward(dy)
+        grads[backend] = (xr.grad, norm.weight.grad, norm.bias.grad)
+    for a, b in zip(grads["triton"], grads["torch"], strict=True):
+        torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-5)
+
+
+def test_gradcheck_of_a_fused_block_in_float64() -> None:
+    block = FusedLinearExprNorm(6, 5, DEEP, backend="torch", dtype=torch.float64)
+    x = torch.randn(3, 6, dtype=torch.float64, requires_grad=True)
+    res = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, r: block(a, r), (x, res))
+
+
+class _CountOps:
+    """The aten ops that ran inside the block, nested ones included (inside exprc's operators too)."""
+
+    def __enter__(self):
+        self._prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+        self._prof.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._prof.__exit__(*exc)
+        self.ops = [e.name.removeprefix("aten::") for e in self._prof.events() if e.name.startswith("aten::")]
+
+
+def test_backward_is_one_kernel_and_one_reduction_per_norm(triton_interpret, monkeypatch) -> None:
+    norm = _norm(DEEP, 48)
+    kernels = family("elementwise_backward", interpreted=True)
+    launches = []
+    original = kernels.launch
+    monkeypatch.setattr(kernels, "launch", lambda *a, **k: launches.append(1) or original(*a, **k))
+    x = (torch.randn(3, 37, 48) * 3).requires_grad_()
+    y = norm(x)
+    with _CountOps() as counted:
+        y.backward(torch.randn_like(y))
+    assert launches == [1]
+    assert counted.ops.count("sum") == 1  # the partial sums of dw and db, reduced once
+    assert not {"tanh", "exp", "sigmoid", "clamp"} & set(counted.ops)  # no eager expression code in backward
+
+
+def test_fused_block_backward_is_one_norm_kernel_plus_matmuls(triton_interpret, monkeypatch) -> None:
+    block = FusedLinearExprNorm(32, 48, DEEP)
+    kernels = family("elementwise_backward", interpreted=True)
+    launches = []
+    original = kernels.launch
+    monkeypatch.setattr(kernels, "launch", lambda *a, **k: launches.append(1) or original(*a, **k))
+    x, res = torch.randn(5, 32, requires_grad=True), torch.randn(5, 48, requires_grad=True)
+    r, y = block(x, res)
+    with _CountOps() as counted:
+        (r.square().sum() + y.sum()).backward()
+    assert launches == [1]
+    assert counted.ops.count("mm") == 2  # dA = dR @ W and dW = dR^T @ A
+    assert not {"tanh", "exp", "sigmoid", "clamp"} & set(counted.ops)
+
+
+def test_operators_find_modules_by_key_from_the_kernel_cache(tmp_path) -> None:
+    """A fresh process knows no expression module: the operator imports it from the kernel cache by its key."""
+    import subprocess
+    import sys
+
+    norm = _norm(DEEP, 8)
+    x = torch.randn(2, 8)
+    want = norm(x).detach()
+    code = ("import torch, exprc.runtime.ops\n"
+            f"x = torch.tensor({x.tolist()})\n"
+            f"w = torch.tensor({norm.weight.tolist()}); b = torch.tensor({norm.bias.tolist()})\n"
+            f"print(torch.ops.exprc.expr_norm(x, w, b, {norm.key!r}, False).tolist())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    torch.testing.assert_close(torch.tensor(eval_list(out.stdout)), want)
+    with pytest.raises(exprc.ExprcError, match="no generated module e_0000"):
+        torch.ops.exprc.expr_norm(x, norm.weight, norm.bias, "e_0000000000000000", False)
+
+
+def eval_list(text: str) -> list:
+    import json
+
+    return json.loads(text)
