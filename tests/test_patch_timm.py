@@ -140,13 +140,28 @@ def test_every_layernorm_is_replaced_with_its_affine():
         assert torch.equal(norm.weight, ln.weight) and torch.equal(norm.bias, ln.bias)
 
 
-def test_training_mode_and_autograd_run_timm_forward(triton_interpret, monkeypatch):
-    model = exprc.patch_timm(tiny_vit(), TINY_LAYERS)
-    launches = count_launches(monkeypatch, model)
+def test_training_runs_the_fused_epilogues_with_their_backward(triton_interpret, monkeypatch):
+    """Training without dropout: the epilogue kernels run, with their backward; prologue placements run unfused
+    (the prologue has no backward); every gradient equals the unfused model's."""
+    reference, model = patched_pair(tiny_vit(), TINY_LAYERS)
+    for m in (model, reference):
+        m.train()
+    launches = count_launches(monkeypatch)
+    x = torch.randn(2, 3, 32, 32)
+    model(x).square().sum().backward()
+    reference(x).square().sum().backward()
+    epilogues = [n for n, kind in model._exprc_fusion.placement.items() if kind == "epilogue"]
+    assert epilogues and [f for f, _ in launches] == ["matmul_epilogue"] * len(epilogues)
+    for (name, p), q in zip(model.named_parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_training_with_drop_path_takes_timms_forward(triton_interpret, monkeypatch):
+    model = exprc.patch_timm(tiny_vit(drop_path_rate=0.1), TINY_LAYERS)
+    launches = count_launches(monkeypatch)
     model.train()
-    out = model(torch.randn(2, 3, 32, 32))
-    out.sum().backward()
-    assert launches == []  # dropout/drop-path semantics: timm's own forward with the ExprNorms
+    model(torch.randn(2, 3, 32, 32)).sum().backward()
+    assert launches == []  # drop-path between the matmul and the residual add: timm's own forward
     assert model.blocks[0].norm2.weight.grad is not None
     model.eval()
     with torch.no_grad():

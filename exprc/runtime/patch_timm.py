@@ -12,9 +12,11 @@ Fused, one block is (x the residual stream, h = norm1(x) when norm1 is not a pro
                                                                 last block's next norm is `norm`
 
 The modules and their parameters are untouched (the state dict keys stay those of the original model); only
-`model.forward_features` is replaced, on this instance, by the fused loop. The fused loop runs in eval mode
-(calls with an attention mask, or in training mode, take timm's own forward with the ExprNorms); the kernels fall
-back to eager torch where Triton cannot run (see `fused_linear.kernel_can_run`). The loop calls the blocks'
+`model.forward_features` is replaced, on this instance, by the fused loop. The fused loop also trains (the
+epilogue kernels have a backward; a prologue placement runs unfused while autograd records, the prologue having
+none); calls with an attention mask, and training with dropout or drop-path between a matmul and its residual
+add, take timm's own forward with the ExprNorms. The kernels fall back to the generated torch code where Triton
+cannot run (see `fused_linear.kernel_can_run`). The loop calls the blocks'
 submodules, not the blocks themselves: hooks registered on a Block (or on `attn.proj`, `mlp.fc2`, the fused
 norms) do not fire in it. A model without a final `norm` (pooling, then `fc_norm`) ends with a plain add.
 """
@@ -107,7 +109,7 @@ def _attention_before_proj(attn: nn.Module, qkv: torch.Tensor, h: torch.Tensor |
     q, k, v = qkv.unbind(0)
     q, k = attn.q_norm(q), attn.k_norm(k)
     if attn.fused_attn:
-        o = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0)
+        o = F.scaled_dot_product_attention(q, k, v, dropout_p=attn.attn_drop.p if attn.training else 0.0)
     else:
         weights = ((q * attn.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
         o = attn.attn_drop(weights) @ v
@@ -120,10 +122,26 @@ def _mlp_before_fc2(mlp: nn.Module, z: torch.Tensor) -> torch.Tensor:
     return mlp.norm(mlp.drop1(mlp.act(z)))
 
 
+def _drops_in_training(model: nn.Module) -> bool:
+    """Whether training `model` drops something between a matmul and the residual add it is fused with (dropout
+    after proj or in the MLP, drop-path, patch or positional dropout): then the blocks run timm's forward."""
+    for m in model.modules():
+        if isinstance(m, nn.Dropout) and m.p > 0 and not _is_attention_dropout(model, m):
+            return True
+        if type(m).__name__ == "DropPath" and getattr(m, "drop_prob", 0.0) > 0:
+            return True
+    return not isinstance(model.patch_drop, nn.Identity)
+
+
+def _is_attention_dropout(model: nn.Module, m: nn.Module) -> bool:
+    """attn_drop (on the attention weights, before proj's matmul) is applied by the fused loop as timm does."""
+    return any(m is blk.attn.attn_drop for blk in model.blocks)
+
+
 def fused_forward_features(model: nn.Module, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
     """The fused replacement of `VisionTransformer.forward_features` (bound to the model by `patch_timm`)."""
     masked = any(a is not None and a is not False for a in (*args, *kwargs.values()))
-    if model.training or masked:  # dropout, drop-path, masks: timm's own forward with the ExprNorms
+    if masked or (model.training and _drops_in_training(model)):  # timm's own forward, with the ExprNorms
         return type(model).forward_features(model, x, *args, **kwargs)
     fusion: _Fusion = model._exprc_fusion
     place, backend = fusion.placement, fusion.backend
