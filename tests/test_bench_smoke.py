@@ -67,7 +67,25 @@ def test_exprc_rows_ran(smoke):
                 assert r["max_err"] < (1e-4 if r["dtype"] == "float32" else 0.05), r
     assert {r["layer"] for r in doc["rows"] if r["impl"] == "exprc-precise" and r["bench"] == "kernels"} == {
         *QUICK_LAYERS, "mean"}
-    assert {r["layer"] for r in doc["rows"] if r["impl"] == "exprc-fused-precise"} == {QUICK_LAYERS[-1], "mean"}
+    assert {r["layer"] for r in doc["rows"] if r["impl"] == "exprc-fused-precise" and r["bench"] == "epilogue"} == {
+        QUICK_LAYERS[-1], "mean"}
+
+
+def test_exprc_train_rows_ran(smoke):
+    """`exprc bench train --quick` (part of the smoke run): exprc's backward (per norm, checked against float64
+    autograd), the fused block and the fused ViT training step were measured, beside the eager-autograd path."""
+    doc, stdout, _, _ = smoke
+    rows = [r for r in doc["rows"] if r["bench"] == "train"]
+    for impl in ("exprc-precise", "exprc-eager-autograd", "paper-runtime"):
+        measured = [r for r in rows if r["impl"] == impl]
+        assert {r["layer"] for r in measured} == {*QUICK_LAYERS, "mean"}, impl
+        assert all(r["ms"] > 0 and r["max_err"] < 1e-4 for r in measured), measured
+    fused = [r for r in rows if r["impl"] == "exprc-fused-precise"]
+    assert fused and all(r["ms"] > 0 and "error" not in r for r in fused)
+    if __import__("importlib").util.find_spec("timm"):
+        step = [r for r in rows if r["impl"] == "exprc-precise-fused"]
+        assert len(step) == 1 and step[0]["images_per_s"] > 0
+    assert "NOT GPU numbers" in stdout
 
 
 def test_exprc_vit_rows_ran(smoke):
@@ -82,14 +100,14 @@ def test_document_is_well_formed_and_says_cpu(smoke):
     assert schema_problems(doc) == []
     assert doc["device"] == "cpu" and doc["gpu"] is False and doc["quick"] is True
     assert "NOT GPU numbers" in doc["note"] and "NOT GPU numbers" in stdout
-    assert doc["torch"] == torch.__version__ and doc["benches"] == ["kernels", "epilogue", "vit"]
+    assert doc["torch"] == torch.__version__ and doc["benches"] == ["kernels", "epilogue", "vit", "train"]
     assert doc["complete"] is True
 
 
 def test_every_bench_has_rows_and_skips_say_why(smoke):
     doc, _, _, _ = smoke
     benches = {r["bench"] for r in doc["rows"]}
-    assert benches == {"kernels", "epilogue", "vit"}
+    assert benches == {"kernels", "epilogue", "vit", "train"}
     for row in doc["rows"]:
         if row["ms"] is None:
             assert isinstance(row.get("skipped"), str) and len(row["skipped"]) > 5, row

@@ -49,6 +49,7 @@ class Case:
     check: Callable[[Any], float] | None = None  # output of one call -> max error against a float64 reference
     dims: dict[str, int] = field(default_factory=dict)  # the shape as numbers, for plots and tools
     note: str | None = None
+    grad: bool = False  # the timed call records autograd graphs (forward + backward rows)
 
 
 @dataclass

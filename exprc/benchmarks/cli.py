@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import ExprcError
 
-CHOICES = ("all", "kernels", "epilogue", "vit", "report")
+CHOICES = ("all", "kernels", "epilogue", "vit", "train", "report")
 DEFAULT_RESULTS = "bench/results"
 EXIT_ROWS_FAILED = 1  # the run finished and wrote its results, but some rows raised (see the `error` rows)
 

@@ -9,7 +9,7 @@ from ..frontend.layer_set import Layer, LayerSet
 from .exprc_runtime import ExprcPackages
 from .timing import FULL, QUICK, TimerSettings
 
-BENCHES = ("kernels", "epilogue", "vit")
+BENCHES = ("kernels", "epilogue", "vit", "train")
 ALL_MODES = ("precise", "fast", "horner")
 
 

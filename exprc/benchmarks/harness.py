@@ -26,6 +26,7 @@ BENCH_MODULES = {
     "kernels": "exprc.benchmarks.elementwise",
     "epilogue": "exprc.benchmarks.epilogue",
     "vit": "exprc.benchmarks.vit",
+    "train": "exprc.benchmarks.train",
 }
 
 Log = Callable[[str], None]
@@ -67,7 +68,7 @@ def run_case(case: Case, cfg: BenchConfig) -> Row:
     t0 = time.perf_counter()
     fn = out = None
     try:
-        with torch.no_grad():
+        with torch.enable_grad() if case.grad else torch.no_grad():
             fn = case.setup()
             out = fn()  # first call: compiles, autotunes, warms caches
             _sync(cfg.device)

@@ -36,6 +36,10 @@ TABLES = {
                           "over their layers.", "ms_ratio", "linear"),
     "vit": TableSpec("ViT-B/16 inference: images/s (higher is better)",
                      "Random-init weights, timed from a CUDA graph where the model can be captured.", "images_per_s"),
+    "train": TableSpec("Training (forward + backward): ms (time / `torch-layernorm` for the norm rows)",
+                       "Norm rows: one norm, tokens x 768; `fc2` rows: the fused block tail; `step` rows: a ViT "
+                       "training step (AMP bf16). Per-layer implementations show the mean over their layers.",
+                       "ms_ratio", "torch-layernorm"),
 }
 
 

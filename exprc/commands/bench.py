@@ -12,6 +12,8 @@ Measure, side by side in one process, exprc's compiled norms against LayerNorm a
             DyT (eager, Liger, compiled), the paper's runtime (one eager op per node) and a device copy
   epilogue  fc2/proj + bias + residual + norm fused into the matmul vs cuBLAS + separate kernels
   vit       ViT-B/16 bf16 inference, images/s, batch 1/32/256
+  train     forward + backward: each norm (exprc's backward kernel vs LayerNorm, DyT, the paper's runtime and
+            the eager-autograd path), the fused fc2 block, and a ViT training step (AMP bf16), images/s
   report    rewrite the README's table from the newest GPU results in --results-dir
 
 Writes one JSON per run (plus a PNG per bench) under bench/results/; a --quick or CPU run writes them to a new
