@@ -116,3 +116,35 @@ def test_a_fused_model_pickles_and_saves_whole(patched) -> None:
             patched._exprc_fusion.placement
         with torch.no_grad():
             torch.testing.assert_close(model(x), want, rtol=0, atol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_torch_compile_runs_the_triton_kernels_on_a_gpu(dtype) -> None:
+    """On CUDA the operators run exprc's Triton kernels (a constexpr jit function inside a user kernel): under
+    torch.compile too, with outputs compared (Inductor has had bugs that drop a user kernel)."""
+    model = exprc.patch_timm(vit(), LAYERS).to("cuda", dtype)
+    x = torch.randn(4, 3, 32, 32, device="cuda", dtype=dtype)
+    with torch.no_grad():
+        want = model(x)
+        got = torch.compile(model)(x)
+    tol = 1e-4 if dtype == torch.float32 else 3e-2
+    torch.testing.assert_close(got.float(), want.float(), rtol=tol, atol=tol)
+    model.train()
+    torch.compile(model)(x).float().square().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.gpu
+def test_the_fused_forward_is_captured_in_a_cuda_graph() -> None:
+    model = exprc.patch_timm(vit(), LAYERS).to("cuda", torch.bfloat16)
+    x = torch.randn(4, 3, 32, 32, device="cuda", dtype=torch.bfloat16)
+    with torch.no_grad():
+        want = model(x)  # first call: kernels compiled, tiles from the table
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = model(x)
+        x.copy_(torch.randn_like(x))
+        graph.replay()
+        torch.testing.assert_close(out, model(x))
+    assert not torch.equal(out, want)

@@ -168,3 +168,54 @@ def eval_list(text: str) -> list:
     import json
 
     return json.loads(text)
+
+
+# -- first call: a tile from the table, no autotuning ----------------------------------------------------------------
+def test_the_default_launch_takes_its_tile_from_the_table_never_the_autotuner(monkeypatch) -> None:
+    """A fused kernel's first call on a GPU must not autotune inside the forward: the launch gets a configuration
+    from `tiles.default_tile` (here with a compiled expression module and H100-like limits, the launch itself
+    stubbed: there is no GPU), and triton's Autotuner is never run. EXPRC_AUTOTUNE=1 asks for autotuning."""
+    import triton
+    from triton.runtime.autotuner import Autotuner
+
+    from exprc.compiler import expression_module
+    from exprc.runtime import ops
+    from exprc.runtime.kernels import tiles
+
+    monkeypatch.setattr(Autotuner, "run", lambda *a, **k: pytest.fail("the autotuner ran"))
+    monkeypatch.setattr(ops, "device_limits", lambda x: (132, 232448))
+    seen = []
+
+    class Family:
+        @staticmethod
+        def launch(expr, *args, config=None, **kwargs):
+            seen.append(config)
+            return config
+
+    monkeypatch.setattr(ops, "family_for", lambda name, expr: Family)
+    monkeypatch.setattr(ops, "_on", lambda x: __import__("contextlib").nullcontext())
+    expr = expression_module(DEEP, interpreted=False)
+    x = torch.empty(0, dtype=torch.bfloat16)
+    for m in (197, 197 * 8, 197 * 256):
+        ops._launch_tuned("matmul_epilogue", expr, m, 768, 3072, x)
+    assert all(isinstance(c, triton.Config) for c in seen)
+    blocks = [(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"]) for c in seen]
+    assert blocks[0] == (64, 64) and blocks[-1] == (128, 128)  # fill 132 SMs first, then the biggest tile
+    want = tiles.default_tile(tiles.MATMUL_CONFIGS, 197 * 256, 768, 2, 132, 232448)
+    assert seen[-1].kwargs == want.meta() and seen[-1].num_warps == want.num_warps
+    seen.clear()
+    monkeypatch.setenv("EXPRC_AUTOTUNE", "1")
+    ops._launch_tuned("matmul_epilogue", expr, 4096, 768, 3072, x)
+    assert seen == [None]  # the autotuned launch: no configuration given
+
+
+def test_default_tiles_suit_the_element_size_and_the_device() -> None:
+    from exprc.runtime.kernels import tiles
+
+    for configs in (tiles.MATMUL_CONFIGS, tiles.PROLOGUE_CONFIGS):
+        for m in (1, 197, 1576, 50432):
+            for size in (2, 4):
+                for sms, smem in ((132, 232448), (108, 166912), (46, 101376)):
+                    c = tiles.default_tile(configs, m, 768, size, sms, smem)
+                    assert c in configs and c.block_k * size <= tiles.MAX_K_SLICE_BYTES
+                    assert c.shared_memory_bytes(size) <= smem

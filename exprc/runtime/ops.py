@@ -17,6 +17,8 @@ norm_linear (a prologue placement) has no backward: while a model trains, prolog
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from types import ModuleType
 
@@ -77,6 +79,11 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
+def _on(x: torch.Tensor):
+    """Launch under the tensor's own device (Triton launches on the current CUDA device)."""
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
+
+
 def _rows(t: torch.Tensor, width: int) -> torch.Tensor:
     return t.reshape(-1, width).contiguous()
 
@@ -93,7 +100,8 @@ def _programs(x: torch.Tensor) -> int:
 def expr_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, key: str, use_triton: bool) -> torch.Tensor:
     expr = _module(key, x, use_triton)
     if use_triton:
-        return family_for("elementwise", expr).apply(expr, x, weight.to(x.device), bias.to(x.device))
+        with _on(x):
+            return family_for("elementwise", expr).apply(expr, x, weight.to(x.device), bias.to(x.device))
     return eager_norm(expr, x, weight, bias)
 
 
@@ -105,9 +113,10 @@ def expr_norm_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, 
     expr = _module(key, x, use_triton)
     d = weight.numel()
     if use_triton:
-        dx, partial = family_for("elementwise_backward", expr).launch(
-            expr, _rows(x, d), _rows(dy.to(x.dtype), d), weight.reshape(-1).contiguous(),
-            _rows(dr.to(x.dtype), d) if dr is not None else None, _programs(x))
+        with _on(x):
+            dx, partial = family_for("elementwise_backward", expr).launch(
+                expr, _rows(x, d), _rows(dy.to(x.dtype), d), weight.reshape(-1).contiguous(),
+                _rows(dr.to(x.dtype), d) if dr is not None else None, _programs(x))
         sums = partial.sum(0)  # the one reduction of the partial sums: [2, D]
         # two outputs of one storage would alias each other: dw and db are copied out (D elements each)
         dw, db = (sums[i].view(weight.shape).to(weight.dtype, copy=True) for i in (0, 1))
@@ -223,17 +232,50 @@ def norm_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 
 
 # -- tile configurations --------------------------------------------------------------------------------------------
-# (kernel family, M bucket, N, K, dtype, device) -> triton.Config: the tile shape depends on the GEMM, not on the
-# expression, so one autotuning run per shape serves every expression's kernel
+# The first call of a fused kernel takes its tile from `tiles.default_tile` (no autotuning inside a forward);
+# EXPRC_AUTOTUNE=1 autotunes instead, once per GEMM shape: (family, M bucket, N, K, dtype, device) -> the
+# triton.Config it chose (the tile depends on the GEMM, not on the expression, so one run serves every expression)
 _TUNED: dict[tuple, object] = {}
+
+
+def autotune_requested() -> bool:
+    return os.environ.get("EXPRC_AUTOTUNE", "0").lower() in ("1", "true", "yes", "on")
+
+
+def device_limits(x: torch.Tensor) -> tuple[int, int]:
+    """(SM count, shared memory bytes per block) of x's GPU."""
+    from .kernels.tiles import max_shared_memory
+
+    index = x.device.index if x.device.index is not None else torch.cuda.current_device()
+    return torch.cuda.get_device_properties(index).multi_processor_count, max_shared_memory(index)
+
+
+def table_config(family: str, m: int, n: int, x: torch.Tensor):
+    """The `triton.Config` of `tiles.default_tile` for this GEMM on x's device."""
+    import triton
+
+    from .kernels import tiles
+
+    configs = tiles.MATMUL_CONFIGS if family == "matmul_epilogue" else tiles.PROLOGUE_CONFIGS
+    c = tiles.default_tile(configs, m, n, x.element_size(), *device_limits(x))
+    return triton.Config(c.meta(), num_warps=c.num_warps, num_stages=c.num_stages)
 
 
 def _launch_tuned(family: str, expr: ModuleType, m: int, n: int, k: int, x: torch.Tensor, *args) -> None:
     from .kernels.support import is_interpreted
 
-    key = (family, 1 << max(m - 1, 0).bit_length(), n, k, x.dtype, x.device)
     precision = "tf32" if x.dtype == torch.float32 and x.is_cuda and torch.backends.cuda.matmul.allow_tf32 \
         else "ieee"  # TF32 only where torch's own f32 matmuls may use it
-    chosen = family_for(family, expr).launch(expr, *args, input_precision=precision, config=_TUNED.get(key))
-    if key not in _TUNED and chosen is not None and not is_interpreted(expr.expr_fn):
+    kernels = family_for(family, expr)
+    if is_interpreted(expr.expr_fn):  # the interpreter runs one fixed tile
+        kernels.launch(expr, *args, input_precision=precision, config=None)
+        return
+    if not autotune_requested():
+        with _on(x):
+            kernels.launch(expr, *args, input_precision=precision, config=table_config(family, m, n, x))
+        return
+    key = (family, 1 << max(m - 1, 0).bit_length(), n, k, x.dtype, x.device)
+    with _on(x):
+        chosen = kernels.launch(expr, *args, input_precision=precision, config=_TUNED.get(key))
+    if key not in _TUNED and chosen is not None:
         _TUNED[key] = chosen

@@ -57,6 +57,26 @@ INTERPRETER_CONFIG = TileConfig(32, 32, 32, 4, 4, 1)
 MAX_K_SLICE_BYTES = 128  # BLOCK_K * element size: wider K-slices (f32 with BLOCK_K = 64) spill registers
 
 
+def default_tile(configs: tuple[TileConfig, ...], M: int, N: int, element_size: int, sm_count: int,
+                 shared_memory: int) -> TileConfig:
+    """The configuration the first call uses without autotuning: of the `configs` that suit the element size and
+    fit in shared memory, the largest tile that still gives every SM a program (M/BLOCK_M x N/BLOCK_N >= SMs),
+    else the one with the most programs. Deterministic: the same shape on the same GPU always gets the same tile."""
+    def fits(c: TileConfig) -> bool:
+        return c.block_k * element_size <= MAX_K_SLICE_BYTES and \
+            c.shared_memory_bytes(element_size) <= shared_memory
+
+    usable = [c for c in configs if fits(c)] or [min(configs, key=lambda c: c.shared_memory_bytes(element_size))]
+
+    def programs(c: TileConfig) -> int:
+        return -(-M // c.block_m) * -(-N // c.block_n)
+
+    filling = [c for c in usable if programs(c) >= sm_count]
+    if filling:
+        return max(filling, key=lambda c: (c.block_m * c.block_n, c.block_k, -configs.index(c)))
+    return max(usable, key=lambda c: (programs(c), c.block_k, -configs.index(c)))
+
+
 def triton_configs(configs: tuple[TileConfig, ...]) -> list:
     """The `triton.Config`s of `configs`, for `triton.autotune`."""
     import triton
