@@ -6,10 +6,11 @@
 - `linear_residual_norm(...)`, `norm_linear(...)`: their functional cores, used by `patch_timm` on a model's own
   modules.
 
-Where the Triton kernel cannot run (a CPU tensor without TRITON_INTERPRET=1, another dtype, the `torch` backend)
-or autograd needs a graph (grad mode on and a tensor requiring grad), the same math runs eagerly: `F.linear`,
-the adds, and the `ExprNorm` itself. The kernels are those of `exprc/runtime/kernels/`, written once; the norm's
-generated expression module is what they run.
+Both run as exprc's operators (`ops.py`). Where the Triton kernel cannot run (a CPU tensor without
+TRITON_INTERPRET=1, another dtype, the `torch` backend) the operator runs the generated torch code instead; the
+epilogue has a backward (the norm's part in one kernel), the prologue has none, so where autograd records, a
+norm + Linear runs unfused. The kernels are those of `exprc/runtime/kernels/`, written once; the norm's generated
+expression module is what they run.
 """
 
 from __future__ import annotations
