@@ -1,8 +1,9 @@
 """The paper's cost model (Appendix F): FLOPs per feature element and read bytes per token.
 
 Conventions: each + - * / is 1 FLOP, x**n is n-1, tanh 23, sigmoid 22, exp 19 (range reduction 4, degree-7 Horner
-14, exponent reconstruction 1), clip, neg and abs 0 (compare + select, sign bit). LayerNorm is 5d+2 FLOPs
-per token, DyT 24d. Reads: LayerNorm 8d bytes per token in f32 (two passes over x), element-wise 4d.
+14, exponent reconstruction 1), clip, neg and abs 0 (compare + select, sign bit), and so are the derivative's
+indicator `inside` and `sign` (compares and selects). LayerNorm is 5d+2 FLOPs per token, DyT 24d. Reads: LayerNorm
+8d bytes per token in f32 (two passes over x), element-wise 4d.
 
 - `flops_paper` counts the expression as written: a tree, so a repeated subexpression counts each time.
 - `flops_optimized` counts the IR after the optimization passes, with tanh and sigmoid lowered onto exp (the
@@ -17,6 +18,7 @@ PAPER_FLOPS: dict[Op, int] = {
     Op.CONST: 0, Op.INPUT: 0,
     Op.ADD: 1, Op.SUB: 1, Op.MUL: 1, Op.DIV: 1,
     Op.NEG: 0, Op.ABS: 0, Op.CLIP: 0,
+    Op.INSIDE: 0, Op.SIGN: 0,  # the derivative's indicator and sign: compares and selects, like clip
     Op.POW: 0,  # n-1, see op_flops
     Op.TANH: 23, Op.SIGMOID: 22, Op.EXP: 19,
     Op.TANH_APPROX: 23, Op.EXP_APPROX: 19,  # the same functions, computed by hardware

@@ -16,7 +16,7 @@ from exprc.codegen.expr_module import generate_module_source
 from exprc.codegen.emit_triton import emit_expr_function
 from exprc.codegen.torch_ops import TORCH_OPS
 from exprc.codegen.triton_ops import TRITON_OPS, f32_bits, f32_literal
-from exprc.ir import F32, I32, Node, Op, clip, const, evaluate, unary, var, verify
+from exprc.ir import F32, I32, Node, Op, clip, const, evaluate, inside, print_ir, unary, var, verify
 from exprc.runtime.kernels import family_for
 from exprc.runtime.kernels.support import import_source
 
@@ -87,6 +87,7 @@ def _every_op() -> Node:
     e = e + (Node(Op.CAST, F32, (ki,)) - X) + Node(Op.POW, F32, (unary(Op.ABS, X),), 3)
     e = e + unary(Op.SIGMOID, X) / (1.0 + unary(Op.EXP, -unary(Op.ABS, X))) + clip(X, -2.0, math.inf)
     e = e + unary(Op.TANH, X) * Node(Op.POW, F32, (X,), 0) - Node(Op.POW, F32, (X,), 1) * 1e-40 + 1e39 * 0.0
+    e = e + inside(X, -5.0, 5.0) + unary(Op.SIGN, X)  # the derivative's ops
     verify(e)
     assert {n.op for n in e.toposort()} == set(Op)
     return e
@@ -107,7 +108,7 @@ def _check(y: np.ndarray, ref: np.ndarray) -> None:
 
 def _module_source(e: Node) -> bytes:
     """The generated expression module of `e` exactly as given (not optimized)."""
-    return generate_module_source("every_op", e, expressions=(), mode="precise",
+    return generate_module_source("every_op", e, grad_root=e, optimized=e, expressions=(), mode="precise",
                                   cost={"flops_paper": 0, "flops_code": 0}).encode()
 
 
@@ -126,6 +127,25 @@ def test_every_op_matches_the_reference(tmp_path, path) -> None:
     ones, zeros = torch.ones(x.numel()), torch.zeros(x.numel())
     y = family_for("elementwise", module).apply(module, x, ones, zeros) if path == "triton" else module.expr_torch(x)
     _check(y.double().numpy(), evaluate(e, INPUTS.astype(np.float64)))
+
+
+@pytest.mark.parametrize("path", ["triton", "torch"])
+def test_derivative_ops_match_the_reference_exactly(tmp_path, path) -> None:
+    """inside and sign, at the bounds themselves, for NaN and +-inf (a side at +-inf is no bound), +-0: the Triton
+    and torch codes give the interpreter's values bit for bit (0.0 at a bound and for NaN, as torch.clamp's
+    gradient with scalar bounds; sign(+-0) = sign(NaN) = 0, as torch.sign)."""
+    x = torch.from_numpy(INPUTS)
+    ones, zeros = torch.ones(x.numel()), torch.zeros(x.numel())
+    for i, e in enumerate([inside(X, -5.0, 5.0), inside(X, -math.inf, 5.0), inside(X, -5.0, math.inf),
+                           inside(X, 1.0, 1.0), inside(X, -math.inf, math.inf), unary(Op.SIGN, X)]):
+        module = _interpreted_module(tmp_path / f"d{i}.py", e)
+        y = family_for("elementwise", module).apply(module, x, ones, zeros) if path == "triton" else \
+            module.expr_torch(x)
+        ref = evaluate(e, INPUTS, np.float32)
+        assert not np.isnan(ref).any() and np.array_equal(y.numpy(), ref), (print_ir(e), y, ref)
+    assert evaluate(inside(X, -5.0, 5.0), np.array([-5.0, 5.0, -4.5, np.nan])).tolist() == [0.0, 0.0, 1.0, 0.0]
+    assert evaluate(inside(X, -math.inf, 5.0), np.array([-np.inf, 5.0])).tolist() == [1.0, 0.0]
+    assert evaluate(unary(Op.SIGN, X), np.array([0.0, -0.0, np.nan, -1e-30, np.inf])).tolist() == [0, 0, 0, -1, 1]
 
 
 def test_constant_expressions_make_tensors(tmp_path) -> None:

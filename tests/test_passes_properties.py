@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from exprc.ir import Node, Op, clip, const, evaluate, print_ir, unary, var
+from exprc.ir import Node, Op, clip, const, evaluate, inside, print_ir, unary, var
 from exprc.passes.pipeline import MODES, optimize
 from exprc.passes.ranges import interval
 
@@ -22,24 +22,28 @@ INPUTS = np.concatenate([EDGE, RNG.normal(0, 3, 200), RNG.normal(0, 30, 50)]).as
 consts = st.one_of(st.floats(-6, 6, allow_nan=False, width=32), st.sampled_from([0.0, 1.0, -1.0, 2.0, 0.5, 1e-4]))
 
 
-def _trees(depth: int):
+def _trees(depth: int, derivative_ops: bool = False):
     leaf = st.one_of(st.just(var()), consts.map(const))
     if depth == 0:
         return leaf
-    sub = _trees(depth - 1)
-    unary_ops = st.sampled_from([Op.TANH, Op.SIGMOID, Op.NEG, Op.ABS, Op.EXP])
+    sub = _trees(depth - 1, derivative_ops)
+    unary_ops = st.sampled_from([Op.TANH, Op.SIGMOID, Op.NEG, Op.ABS, Op.EXP] + [Op.SIGN] * derivative_ops)
     binary_ops = st.sampled_from([Op.ADD, Op.SUB, Op.MUL, Op.DIV])
-    return st.one_of(
+    options = [
         leaf,
         st.builds(lambda op, a: unary(op, a), unary_ops, sub),
         st.builds(lambda op, a, b: Node(op, src=(a, b)), binary_ops, sub, sub),
         st.builds(lambda a, lo, w: clip(a, lo, lo + w), sub, st.floats(-6, 2), st.floats(0, 8)),
         st.builds(lambda a: clip(a, -5, 5), sub),
         st.builds(lambda a, n: Node(Op.POW, src=(a,), arg=n), sub, st.integers(0, 4)),
-    )
+    ]
+    if derivative_ops:  # the derivative's indicator (sign is among the unary ops)
+        options.append(st.builds(lambda a, lo, w: inside(a, lo, lo + w), sub, st.floats(-6, 2), st.floats(0, 8)))
+    return st.one_of(*options)
 
 
 trees = _trees(4)
+trees_with_derivative_ops = _trees(4, derivative_ops=True)
 
 
 def _scale(root: Node, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +95,7 @@ def test_every_pass_preserves_value_in_float64(root: Node, mode: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(trees)
+@given(trees_with_derivative_ops)
 def test_range_analysis_is_sound(root: Node) -> None:
     for n in root.toposort():
         lo, hi = interval(n)

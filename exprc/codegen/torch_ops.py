@@ -48,6 +48,17 @@ def _clip(out: str, args: tuple[str, ...], node: Node) -> list[str]:
     return [f"{out} = torch.clamp({a}, {', '.join(bounds)})"]
 
 
+def _inside(out: str, args: tuple[str, ...], node: Node) -> list[str]:
+    """1.0 where lo < a < hi, else 0.0 (NaN too), in a's dtype: torch.clamp's gradient with scalar bounds."""
+    (a,) = args
+    lo, hi = node.arg
+    tests = ([f"({a} > {float_text(lo)})"] if lo != -math.inf else []) + (
+        [f"({a} < {float_text(hi)})"] if hi != math.inf else [])
+    if not tests:
+        return [f"{out} = torch.ones_like({a})"]
+    return [f"{out} = ({' & '.join(tests)}).to({a}.dtype)"]
+
+
 TORCH_OPS: dict[Op, Inline | Stmt] = {
     Op.CONST: Inline(const_text),
     Op.INPUT: Inline(lambda node, x: x),
@@ -59,6 +70,8 @@ TORCH_OPS: dict[Op, Inline | Stmt] = {
     Op.ABS: expr(lambda a: f"torch.abs({a})"),
     Op.POW: pow_by_squaring(lambda a: f"torch.ones_like({a})"),
     Op.CLIP: Stmt(_clip),
+    Op.INSIDE: Stmt(_inside),
+    Op.SIGN: expr(lambda a: f"({a} > 0).to({a}.dtype) - ({a} < 0).to({a}.dtype)"),  # NaN -> 0 on every device
     Op.TANH: expr(lambda a: f"torch.tanh({a})"),
     Op.SIGMOID: expr(lambda a: f"torch.sigmoid({a})"),
     Op.EXP: expr(lambda a: f"torch.exp({a})"),

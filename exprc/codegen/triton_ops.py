@@ -74,6 +74,17 @@ def _clip(out: str, args: tuple[str, ...], node: Node) -> list[str]:
     return [f"{out} = {text}"]
 
 
+def _inside(out: str, args: tuple[str, ...], node: Node) -> list[str]:
+    """1.0 where lo < a < hi, else 0.0 (NaN too); a side at +-inf is no bound, as in `_clip`."""
+    (a,) = args
+    lo, hi = node.arg
+    tests = ([f"({a} > {scalar_text(lo, a)})"] if lo != -math.inf else []) + (
+        [f"({a} < {scalar_text(hi, a)})"] if hi != math.inf else [])
+    if not tests:
+        return [f"{out} = tl.full({a}.shape, 1.0, tl.float32)"]
+    return [f"{out} = ({' & '.join(tests)}).to(tl.float32)"]
+
+
 def _tanh_approx(out: str, args: tuple[str, ...], node: Node) -> list[str]:
     (a,) = args
     asm = f'tl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=r,r", [{a}], dtype=tl.float32, is_pure=True, pack=1)'
@@ -101,6 +112,8 @@ TRITON_OPS: dict[Op, Inline | Stmt] = {
     Op.ABS: expr(lambda a: f"tl.abs({a})"),
     Op.POW: pow_by_squaring(lambda a: f"tl.full({a}.shape, 1.0, tl.float32)"),
     Op.CLIP: Stmt(_clip),
+    Op.INSIDE: Stmt(_inside),
+    Op.SIGN: expr(lambda a: f"({a} > 0.0).to(tl.float32) - ({a} < 0.0).to(tl.float32)"),  # NaN, +-0 -> 0
     Op.TANH: expr(lambda a: f"libdevice.tanh({a})"),
     Op.SIGMOID: expr(lambda a: f"1.0 / (1.0 + libdevice.exp(-{a}))"),
     Op.EXP: expr(lambda a: f"libdevice.exp({a})"),

@@ -1,6 +1,7 @@
 """A numpy interpreter of the IR, in float64 (the reference) or float32 (what a kernel computes).
 
-NaN propagates through every op (clip included), as in the generated kernels.
+NaN propagates through every op (clip included), as in the generated kernels, except the piecewise-constant ops
+of derivatives: `inside` and `sign` of NaN are 0.0 (torch.clamp's gradient and torch.sign agree).
 """
 
 from __future__ import annotations
@@ -22,6 +23,21 @@ def _sigmoid(a: np.ndarray) -> np.ndarray:
 def _clip(a: np.ndarray, n: Node) -> np.ndarray:
     lo, hi = n.arg
     return np.clip(a, a.dtype.type(lo), a.dtype.type(hi))
+
+
+def _inside(a: np.ndarray, n: Node, ft: type) -> np.ndarray:
+    lo, hi = n.arg
+    with np.errstate(invalid="ignore"):
+        ok = np.ones(a.shape, bool)
+        if lo != -np.inf:  # a side at +-inf is no bound (as clip's code skips it): inside(-inf, -inf, hi) is 1
+            ok &= a > lo
+        if hi != np.inf:
+            ok &= a < hi
+    return ok.astype(ft)
+
+
+def _sign(a: np.ndarray, n: Node, ft: type) -> np.ndarray:
+    return ((a > 0).astype(ft) - (a < 0).astype(ft)).astype(ft)  # NaN and +-0 -> 0 (torch.sign's convention)
 
 
 def _bitcast(a: np.ndarray, n: Node, ft: type) -> np.ndarray:
@@ -47,6 +63,8 @@ EVAL: dict[Op, Callable] = {
     Op.ABS: lambda a, n, ft: np.abs(a),
     Op.POW: lambda a, n, ft: a ** n.arg if n.arg else np.ones_like(a),
     Op.CLIP: lambda a, n, ft: _clip(a, n),
+    Op.INSIDE: _inside,
+    Op.SIGN: _sign,
     Op.TANH: lambda a, n, ft: np.tanh(a),
     Op.SIGMOID: lambda a, n, ft: _sigmoid(a),
     Op.EXP: lambda a, n, ft: np.exp(a),

@@ -158,6 +158,11 @@ def clip(a: Node, lo: float, hi: float) -> Node:
     return Node(Op.CLIP, F32, (a,), (float(lo), float(hi)))
 
 
+def inside(a: Node, lo: float, hi: float) -> Node:
+    """The f32 indicator of lo < a < hi (clip's derivative): 1.0 or 0.0; a side at +-inf is no bound."""
+    return Node(Op.INSIDE, F32, (a,), (float(lo), float(hi)))
+
+
 def count_nodes(root: Node) -> int:
     return len(root.toposort())
 

@@ -22,6 +22,9 @@ class Op(Enum):
     ABS = auto()
     POW = auto()  # arg: small non-negative int exponent; src: (base,)
     CLIP = auto()  # arg: (lo, hi) floats, either may be +-inf; NaN-propagating
+    # produced by the derivative pass (piecewise constant: their own derivative is 0)
+    INSIDE = auto()  # arg: (lo, hi) as clip's; 1.0 where lo < a < hi (a side at +-inf is no bound), else 0.0 (NaN too)
+    SIGN = auto()  # 1.0 for a > 0, -1.0 for a < 0, 0.0 for +-0 and NaN (torch.sign's convention)
     # transcendentals (before lowering)
     TANH = auto()
     SIGMOID = auto()
@@ -38,14 +41,16 @@ class Op(Enum):
 class GroupOp:
     Leaf = frozenset({Op.CONST, Op.INPUT})
     Unary = frozenset(
-        {Op.NEG, Op.ABS, Op.POW, Op.CLIP, Op.TANH, Op.SIGMOID, Op.EXP, Op.TANH_APPROX,
+        {Op.NEG, Op.ABS, Op.POW, Op.CLIP, Op.INSIDE, Op.SIGN, Op.TANH, Op.SIGMOID, Op.EXP, Op.TANH_APPROX,
          Op.EXP_APPROX, Op.ROUND, Op.CAST, Op.BITCAST, Op.SHL}
     )
     Binary = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.DIV})
     Commutative = frozenset({Op.ADD, Op.MUL})
     Transcendental = frozenset({Op.TANH, Op.SIGMOID, Op.EXP, Op.TANH_APPROX, Op.EXP_APPROX})
     # ops whose `arg` is part of their meaning (printed after the operands)
-    WithArg = frozenset({Op.CONST, Op.INPUT, Op.POW, Op.CLIP, Op.SHL})
+    WithArg = frozenset({Op.CONST, Op.INPUT, Op.POW, Op.CLIP, Op.INSIDE, Op.SHL})
+    # ops whose `arg` is a pair of bounds (lo, hi)
+    Bounded = frozenset({Op.CLIP, Op.INSIDE})
 
 
 ARITY: dict[Op, int] = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .dtypes import F32
 from .node import Node
-from .ops import Op
+from .ops import GroupOp, Op
 
 
 def format_float(v: float) -> str:
@@ -27,7 +27,7 @@ def format_arg(node: Node) -> str:
         return str(arg).lower() if isinstance(arg, bool) else str(int(arg))
     if op is Op.INPUT:
         return str(arg)
-    if op is Op.CLIP and isinstance(arg, tuple) and len(arg) == 2:
+    if op in GroupOp.Bounded and isinstance(arg, tuple) and len(arg) == 2:
         return f"{format_float(arg[0])}, {format_float(arg[1])}"
     if op in (Op.POW, Op.SHL) and isinstance(arg, int):
         return str(int(arg))

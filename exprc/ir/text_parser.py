@@ -52,9 +52,9 @@ def parse_ir(text: str) -> Node:
         src = tuple(values[s] for s in srcs)
         arg = None
         if op in GroupOp.WithArg:
-            if op is Op.CLIP:
+            if op in GroupOp.Bounded:
                 if len(args) != 2:
-                    raise ExprcError("clip needs two bounds", whole, text)
+                    raise ExprcError(f"{op_s} needs two bounds", whole, text)
                 arg = (_float(args[0], whole, text), _float(args[1], whole, text))
             elif len(args) != 1:
                 raise ExprcError(f"{op_s} needs one argument", whole, text)

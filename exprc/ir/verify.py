@@ -45,11 +45,11 @@ def _const(n: Node) -> str | None:
     return None if ok[n.dtype](n.arg) else f"constant {n.arg!r} does not fit {n.dtype.value}"
 
 
-def _clip(n: Node) -> str | None:
+def _bounds(n: Node) -> str | None:
     arg = n.arg
     if isinstance(arg, tuple) and len(arg) == 2 and all(map(_is_number, arg)) and arg[0] <= arg[1]:
         return None
-    return f"clip bounds {arg!r} must be two numbers with lo <= hi"
+    return f"{n.op.name.lower()} bounds {arg!r} must be two numbers with lo <= hi"
 
 
 # op -> check of its arg: None when fine, else what is wrong
@@ -58,7 +58,8 @@ ARG_CHECKS: dict[Op, Callable[[Node], str | None]] = {
     Op.INPUT: lambda n: None if n.arg == "x" else "the only input is x:f32",
     Op.POW: lambda n: None if _is_int(n.arg) and 0 <= n.arg <= MAX_POW else
     f"pow exponent must be an integer in 0..{MAX_POW}, got {n.arg!r}",
-    Op.CLIP: _clip,
+    Op.CLIP: _bounds,
+    Op.INSIDE: _bounds,
     Op.SHL: lambda n: None if _is_int(n.arg) and 0 <= n.arg < 32 else "shl shifts an i32 by 0..31",
 }
 

@@ -115,6 +115,10 @@ def _interval_of(node: Node) -> tuple[float, float]:
     if op is Op.CLIP:
         lo, hi = node.arg
         return (min(max(r[0][0], lo), hi), max(min(r[0][1], hi), lo))
+    if op is Op.INSIDE:  # an indicator; NaN in gives 0.0, so even a fitting argument does not make it (1, 1)
+        return (0.0, 1.0)
+    if op is Op.SIGN:
+        return (-1.0, 1.0)
     if op in (Op.TANH, Op.TANH_APPROX):
         return _monotone(math.tanh, r[0])
     if op is Op.SIGMOID:
