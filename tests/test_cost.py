@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from exprc import parse
-from exprc.cost import PAPER_FLOPS, dyt_flops, flops_optimized, flops_paper, layernorm_flops
+from exprc.cost import PAPER_FLOPS, dag_flops, dyt_flops, flops_optimized, flops_paper, layernorm_flops
 from exprc.ir import Op
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,6 +19,24 @@ PAPER = ROOT / "examples" / "vit_b16_paper.json"
 
 def test_every_op_has_a_cost() -> None:
     assert set(PAPER_FLOPS) == set(Op)
+    assert PAPER_FLOPS[Op.INSIDE] == PAPER_FLOPS[Op.SIGN] == PAPER_FLOPS[Op.CLIP] == 0  # compare and select
+
+
+@pytest.mark.parametrize("mode", ["precise", "fast", "horner"])
+def test_the_lowered_derivative_has_a_cost(mode: str) -> None:
+    """dag_flops counts the lowered f' like any lowered IR; rules that reuse the forward value cost only what
+    they add: tanh' = 1 - t*t is 2 more than tanh, sigmoid' = s*(1 - s) 3 more, exp' = e nothing more."""
+    from exprc.passes.pipeline import optimize, optimize_derivative
+
+    def flops(text: str) -> tuple[int, int]:
+        forward = optimize(parse(text), mode)
+        return dag_flops(forward.root), dag_flops(optimize_derivative(forward.optimized, mode).root)
+
+    assert flops("0.698*clip(2.31*x)") == (1, 2)  # 1.61238*inside(1.61238*x, -3.49, 3.49)
+    assert flops("abs(x)") == (0, 0) and flops("x**3") == (2, 2)  # sign(x); 3*(x*x)
+    for text, more in [("tanh(x)", 2), ("sigmoid(x)", 3), ("exp(x)", 0)]:
+        f, g = flops(text)
+        assert g == f + more, (text, f, g)
 
 
 @pytest.mark.parametrize("expr, flops", [

@@ -14,7 +14,7 @@ import pytest
 import exprc.passes
 from exprc import parse
 from exprc.ir import Node, Op, clip, parse_ir, print_ir, var, verify
-from exprc.passes import fold_constants, fuse_clip_tanh, lower_exp, share_exp, simplify
+from exprc.passes import derivative, fold_constants, fuse_clip_tanh, lower_exp, share_exp, simplify
 from exprc.passes.fold_constants import FoldConstants
 from exprc.passes.fuse_clip_tanh import FuseClipTanh
 from exprc.passes.lower_exp import LowerExp
@@ -332,14 +332,15 @@ def test_every_rule_fires_in_some_case() -> None:
 
 
 def test_every_rule_table_is_covered() -> None:
-    """A rule table defined in any pass module is one of TABLES (so its rules need cases too)."""
-    covered = {id(t) for t in TABLES.values()}
+    """A rule table defined in any pass module is one of TABLES (so its rules need cases too); the gradient table
+    has its golden cases, and the same check, in test_passes_derivative.py."""
+    covered = {id(t) for t in TABLES.values()} | {id(derivative.GRADIENTS)}
     for info in pkgutil.iter_modules(exprc.passes.__path__):
         module = importlib.import_module(f"exprc.passes.{info.name}")
         for attr, value in vars(module).items():
             tables = value.values() if isinstance(value, dict) else [value]
             for t in tables:
-                if isinstance(t, RuleTable):
+                if isinstance(t, (RuleTable, derivative.GradientTable)):
                     assert id(t) in covered, f"exprc.passes.{info.name}.{attr} has no golden cases"
 
 

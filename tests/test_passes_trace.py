@@ -10,7 +10,7 @@ import pytest
 
 import exprc.passes
 from exprc import parse
-from exprc.passes.pipeline import MODES, optimize
+from exprc.passes.pipeline import MODES, optimize, optimize_derivative
 from exprc.passes.rewrite import Fired
 
 PASSES_DIR = Path(exprc.passes.__file__).parent
@@ -67,10 +67,11 @@ def test_untraced_runs_report_none(mode: str) -> None:
 
 def test_where_points_at_the_rule_in_its_table() -> None:
     """`where` is file:line of the rule's replacement function: that line or the two above it name the rule."""
-    text = "x**3*2 - sigmoid(clip(x) - 1) + exp(neg(x)/2) + tanh(x) + tanh(x + 0.27) + clip(tanh(x))*(2*3)"
+    text = "x**3*2 - sigmoid(clip(x) - 1) + exp(neg(x)/2) + tanh(x) + tanh(x + 0.27) + clip(tanh(x))*(2*3) + abs(x)"
     files = set()
     for mode in MODES:
-        for stage in optimize(parse(text), mode, trace=True).stages:
+        forward = optimize(parse(text), mode, trace=True)
+        for stage in forward.stages + optimize_derivative(forward.optimized, mode, trace=True).stages:
             for f in stage.fired or ():
                 file, line = f.where.rsplit(":", 1)
                 source = (PASSES_DIR / file).read_text().splitlines()
@@ -79,7 +80,7 @@ def test_where_points_at_the_rule_in_its_table() -> None:
                 assert f.name in near or (file == "share_exp.py" and "SHARED" in near), (f, near)
                 files.add(file)
     assert files == {"fold_constants.py", "simplify.py", "fuse_clip_tanh.py", "lower_transcendentals.py",
-                     "share_exp.py", "lower_exp.py"}
+                     "share_exp.py", "lower_exp.py", "derivative.py"}
 
 
 def test_fired_prints_as_explain_shows_it() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from exprc.errors import ExprcError
 from exprc.ir import BOOL, F32, I32, MAX_POW, Node, Op, clip, const, unary, var, verify
-from exprc.passes.pipeline import MODES, optimize
+from exprc.passes.pipeline import MODES, optimize, optimize_derivative
 
 X = var()
 K = const(3, I32)
@@ -27,7 +27,8 @@ def test_accepts_every_lowered_form(mode: str) -> None:
     from exprc import parse
 
     root = parse("x*tanh(sigmoid(clip(-0.0401*x**2))) + exp(tanh(x) + 0.27) + abs(x)/3 - neg(x)")
-    for stage in optimize(root, mode).stages:
+    forward = optimize(root, mode)
+    for stage in forward.stages + optimize_derivative(forward.optimized, mode).stages:  # the derivative's too
         assert verify(stage.root) is stage.root
 
 
@@ -48,6 +49,8 @@ def test_accepts_i32_arithmetic_and_bool_constants() -> None:
     pytest.param(Node(Op.CAST, F32, (X,)), ("cast",), id="cast-f32-to-f32"),
     pytest.param(Node(Op.TANH, F32, (K,)), ("tanh", "i32 -> f32"), id="tanh-of-i32"),
     pytest.param(Node(Op.CLIP, I32, (K,), (0.0, 1.0)), ("clip",), id="i32-clip"),
+    pytest.param(Node(Op.INSIDE, I32, (X,), (0.0, 1.0)), ("inside", "f32 -> i32"), id="i32-inside"),
+    pytest.param(Node(Op.SIGN, F32, (K,)), ("sign", "i32 -> f32"), id="sign-of-i32"),
     pytest.param(Node(Op.SHL, I32, (X,), 23), ("shl",), id="shl-of-f32"),
     pytest.param(Node(Op.INPUT, I32, (), "x"), ("input",), id="i32-input"),
 ])
@@ -73,11 +76,13 @@ def test_rejects_a_bad_node_deep_in_the_graph() -> None:
 ])
 def test_rejects_bad_clip_bounds(arg) -> None:
     _rejects(Node(Op.CLIP, F32, (X,), arg), "invalid IR at clip", "clip bounds")
+    _rejects(Node(Op.INSIDE, F32, (X,), arg), "invalid IR at inside", "inside bounds")  # clip's derivative
 
 
 @pytest.mark.parametrize("lo, hi", [(-5.0, 5.0), (1.0, 1.0), (-math.inf, 2.0), (-math.inf, math.inf), (-1, 3)])
 def test_accepts_clip_bounds(lo: float, hi: float) -> None:
     verify(Node(Op.CLIP, F32, (X,), (lo, hi)))
+    verify(Node(Op.INSIDE, F32, (X,), (lo, hi)))
 
 
 # -- sources --------------------------------------------------------------------------------------------------
@@ -138,6 +143,7 @@ def test_accepts_pow_exponents_in_range(n: int) -> None:
     pytest.param(Node(Op.SHL, I32, (K,), -1), ("shl", "0..31"), id="shl-negative"),
     pytest.param(Node(Op.INPUT, F32, (), "y"), ("input", "only input is x"), id="input-y"),
     pytest.param(Node(Op.TANH, F32, (X,), 3), ("tanh", "takes no argument, got 3"), id="arg-on-tanh"),
+    pytest.param(Node(Op.SIGN, F32, (X,), 0.0), ("sign", "takes no argument, got 0.0"), id="arg-on-sign"),
     pytest.param(Node(Op.ADD, F32, (X, X), (1.0, 2.0)), ("add", "takes no argument"), id="arg-on-add"),
 ])
 def test_rejects_bad_args(node: Node, words: tuple[str, ...]) -> None:

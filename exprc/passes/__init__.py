@@ -1,5 +1,5 @@
 """Optimization passes, one per file; `pipeline.py` runs them in order."""
 
-from .pipeline import MODES, PipelineResult, Stage, optimize, pipeline
+from .pipeline import MODES, PipelineResult, Stage, optimize, optimize_derivative, pipeline
 
-__all__ = ["MODES", "PipelineResult", "Stage", "optimize", "pipeline"]
+__all__ = ["MODES", "PipelineResult", "Stage", "optimize", "optimize_derivative", "pipeline"]
