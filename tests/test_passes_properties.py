@@ -137,3 +137,10 @@ def test_horner_exp_within_a_few_ulp(x: float) -> None:
     got = float(evaluate(optimize(unary(Op.EXP, var()), "horner").root, np.array([x]), np.float32)[0])
     want = float(np.float32(math.exp(x)))
     assert abs(got - want) <= 4 * abs(float(np.spacing(np.float32(want))))
+
+
+def test_range_of_a_division_by_a_subnormal_bound_is_unbounded() -> None:
+    """1/5e-324 overflows float64: such a divisor gives no bound (was [inf, inf] for x/x, whose value is 1)."""
+    a = clip(var(), 5e-324, 5e-324)
+    assert interval(Node(Op.DIV, src=(a, a))) == (-math.inf, math.inf)
+    assert interval(Node(Op.DIV, src=(const(1.0), clip(var(), 2.0, 4.0)))) == (0.25, 0.5)

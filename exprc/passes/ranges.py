@@ -100,7 +100,8 @@ def _interval_of(node: Node) -> tuple[float, float]:
         lo, hi = r[1]
         if lo <= 0 <= hi:
             return FULL
-        return _mul(r[0], (1 / hi if hi != INF else 0.0, 1 / lo if lo != -INF else 0.0))
+        inv = (1 / hi if hi != INF else 0.0, 1 / lo if lo != -INF else 0.0)
+        return _mul(r[0], inv) if all(map(math.isfinite, inv)) else FULL  # 1/5e-324 is inf: no bound from it
     if op is Op.NEG:
         return (-r[0][1], -r[0][0])
     if op is Op.ABS:
