@@ -30,9 +30,9 @@ def _inside(a: np.ndarray, n: Node, ft: type) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         ok = np.ones(a.shape, bool)
         if lo != -np.inf:  # a side at +-inf is no bound (as clip's code skips it): inside(-inf, -inf, hi) is 1
-            ok &= a > lo
+            ok &= a > a.dtype.type(lo)  # compared in the computing type (f32 bounds round, as in the kernels)
         if hi != np.inf:
-            ok &= a < hi
+            ok &= a < a.dtype.type(hi)
     return ok.astype(ft)
 
 
