@@ -189,3 +189,12 @@ def test_the_trust_model_of_kernel_directories_is_documented() -> None:
     assert "**Trust:** a kernels directory is code." in readme
     doc = " ".join((exprc.load.__doc__ or "").split())
     assert "The directory is code" in doc and "trust model" in doc
+
+
+def test_explain_shows_the_derivative(capsys) -> None:
+    assert main(["explain", str(PAPER), "--layer", "blocks.8.norm1", "--no-code"]) == 0
+    text = capsys.readouterr().out
+    grad = compile_expr("tanh(x) + tanh(x + 0.27)").grad
+    from exprc.ir import print_ir
+
+    assert "--- derivative f'" in text and print_ir(grad.root) in text

@@ -10,8 +10,9 @@ from ._common import (add_context_arguments, add_layers_arguments, add_mode_argu
 HELP = "show the IR after every pass, node counts, times and the generated Triton code"
 DESCRIPTION = """For each layer (or the ones named with --layer), print the expression, the IR after every pass
 of the pipeline with its node count and time, the rules that fired (--trace), each node's value range (--ranges),
-the fusion plan (matmul epilogue, prologue of the consuming Linear, or standalone, and why: what `exprc compile`
-writes into manifest.json) and the generated Triton function. The FLOPs shown are those of the code of the mode
+the derivative f' the backward kernels compute (lowered the same way), the fusion plan (matmul epilogue, prologue
+of the consuming Linear, or standalone, and why: what `exprc compile` writes into manifest.json) and the
+generated Triton function. The FLOPs shown are those of the code of the mode
 shown (`exprc cost` gives the paper's optimized count).
 
 examples:
@@ -70,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
                 if st.fired is not None and not st.fired:
                     out("    (no rule fired)")
             out(_ir_with_ranges(st.root) if args.ranges and st is res.stages[-1] else print_ir(st.root))
+        grad = compiled.grad
+        out(f"--- derivative f' (for the backward kernels): {cost['flops_grad']} FLOPs in the {args.mode} code, "
+            f"{grad.stages[-1].nodes} IR nodes")
+        out(print_ir(grad.root))
         plan, ctx = planned.plan, artifact.context
         out(f"--- fusion plan (timm ViT, d={ctx.dim}, mlp {ctx.as_dict()['mlp_hidden']}): {plan.kind}: {plan.reason}")
         if not args.no_code:
