@@ -11,8 +11,9 @@ from pathlib import Path
 
 from ..errors import ExprcError
 
-CHOICES = ("all", "kernels", "epilogue", "vit", "train", "report")
+CHOICES = ("all", "kernels", "epilogue", "vit", "train", "static", "report")
 DEFAULT_RESULTS = "bench/results"
+MODES_DEFAULT = "precise,fast,horner"
 EXIT_ROWS_FAILED = 1  # the run finished and wrote its results, but some rows raised (see the `error` rows)
 
 
@@ -36,7 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--readme", default="README.md", metavar="FILE",
                    help="the file whose '<!-- bench:begin -->' ... '<!-- bench:end -->' block 'report' rewrites")
     p.add_argument("--layers", metavar="FILE", help="layer file to benchmark (default: the paper's 25 layers)")
-    p.add_argument("--modes", default="precise,fast,horner", help="exprc precision modes, comma-separated")
+    p.add_argument("--modes", default=MODES_DEFAULT, help="exprc precision modes, comma-separated (static: "
+                                                          "default all)")
     p.add_argument("--dtypes", help="storage dtypes, comma-separated (default per bench: kernels float32,bfloat16; "
                                     "epilogue and vit bfloat16)")
     p.add_argument("--batches", help="ViT batch sizes, comma-separated (default 1,32,256)")
@@ -46,6 +48,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop starting new cases after this long (they are recorded as not run); the results file "
                         "is also written after each bench, so an interrupted run keeps what it measured")
     p.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
+    static = p.add_argument_group("static (compiled for a GPU architecture, no GPU needed)")
+    static.add_argument("--arch", default="90,80", help="compute capabilities, comma-separated (default 90,80)")
+    static.add_argument("--subset", action="store_true", help="only the fixed representative subset CI compiles")
+    static.add_argument("--jobs", type=int, help="compiler processes (default: the CPUs)")
+    static.add_argument("--python", metavar="PY", help="run the static sweep under this Python (another Triton's "
+                                                      "environment; it needs Triton only)")
+
+
+def static_argv(args: argparse.Namespace) -> list[str]:
+    """The arguments of `python -m exprc.benchmarks.static` for `exprc bench static ...`."""
+    argv = ["--arch", args.arch, "--readme", args.readme]
+    for flag, value in (("--layers", args.layers), ("--dtypes", args.dtypes), ("--jobs", args.jobs),
+                        ("--results-dir", args.results_dir)):
+        if value is not None:
+            argv += [flag, str(value)]
+    if args.modes != MODES_DEFAULT:
+        argv += ["--modes", args.modes]
+    return argv + (["--subset"] if args.subset else [])
+
+
+def run_static(args: argparse.Namespace) -> int:
+    from . import static
+
+    argv = static_argv(args)
+    if args.python:
+        return static.run_under(args.python, argv)
+    return static.main(argv)
 
 
 def _config(args: argparse.Namespace):
@@ -81,8 +110,13 @@ def _config(args: argparse.Namespace):
 def run_report(args: argparse.Namespace) -> int:
     from .report import update_readme
 
+    from . import static_report
+
     changed = update_readme(args.readme, args.results_dir or DEFAULT_RESULTS)
     print(f"{args.readme}: benchmark table {'updated' if changed else 'already up to date'}")
+    if static_report.BEGIN in Path(args.readme).read_text():
+        changed = static_report.update_readme(args.readme, args.results_dir or DEFAULT_RESULTS)
+        print(f"{args.readme}: static table {'updated' if changed else 'already up to date'}")
     return 0
 
 
@@ -112,6 +146,8 @@ def report_failures(rows) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.report or args.what == "report":
         return run_report(args)
+    if args.what == "static":
+        return run_static(args)
     cfg = _config(args)
     from .config import BENCHES
     from .harness import run_benches

@@ -14,7 +14,10 @@ Measure, side by side in one process, exprc's compiled norms against LayerNorm a
   vit       ViT-B/16 bf16 inference, images/s, batch 1/32/256
   train     forward + backward: each norm (exprc's backward kernel vs LayerNorm, DyT, the paper's runtime and
             the eager-autograd path), the fused fc2 block, and a ViT training step (AMP bf16), images/s
-  report    rewrite the README's table from the newest GPU results in --results-dir
+  static    no GPU needed: compile every kernel for sm_90/sm_80 and count registers, spills, SASS instructions
+            and MUFU per element beside a copy, Liger's LayerNorm/DyT and Triton's tutorial matmul
+            (bench/results/static-sm<arch>.json, one section per Triton version; --python for another Triton)
+  report    rewrite the README's tables from the newest GPU results in --results-dir
 
 Writes one JSON per run (plus a PNG per bench) under bench/results/; a --quick or CPU run writes them to a new
 temporary directory instead (printed), unless given --results-dir or --out. On CUDA, times are medians of
@@ -29,6 +32,8 @@ examples:
   exprc bench --quick                         # CPU smoke run (< 1 minute)
   exprc bench kernels --dtypes bfloat16       # on a GPU
   exprc bench epilogue --exclude max-autotune # skip the slow torch.compile(max-autotune) rows
+  exprc bench static                          # no GPU: the static sweep on this Triton (~1 hour on 2 cores)
+  exprc bench static --python /work/tri36/bin/python   # the same under another Triton's environment
   exprc bench report                          # README table from bench/results/
 """
 

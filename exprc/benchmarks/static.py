@@ -1,0 +1,280 @@
+"""`exprc bench static`: compile every kernel of a layer file for sm_90 / sm_80 without a GPU and record what it
+became (registers, spills, SASS instructions and MUFU operations per element), beside a plain copy, Liger's
+LayerNorm and DyT and Triton's tutorial matmul; the CPU-side evidence of speed between GPU runs.
+
+    exprc bench static                                   # the full sweep on this Triton, into bench/results/
+    exprc bench static --python /work/tri36/bin/python   # the same under another Triton (needs no torch)
+    python -m exprc.benchmarks.static --subset           # what CI compiles
+
+Results: `static-sm<arch>.json` with one section per Triton version (a run replaces its own version's section
+and keeps the others), then the README's static table (`static_report.py`). Per element means: for the
+element-wise kernels, one thread's instructions / the elements it computes; for the backward kernel, the same
+for its loop over rows; for the matmuls, the instructions after the K loop (the epilogue) per output element.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import types
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .static_cases import ELEMENT_SIZE, Job, sweep
+
+FORMAT = "exprc.static/1"
+DEFAULT_LAYERS = Path(__file__).resolve().parents[2] / "examples" / "vit_b16_paper.json"
+DEFINITIONS = {
+    "instructions": "SASS instructions of one thread on the kernel's main path (NOPs and called slow paths left "
+                    "out; both sides of a branch counted)",
+    "per_element": "instructions and MUFU per element: element-wise kernels over a program's elements, the "
+                   "backward kernel over one iteration of its row loop, matmuls the epilogue (after the K loop) "
+                   "over the output tile",
+    "loop": "[before, in, after] the K loop (matmuls) or row loop (backward), instructions of one thread",
+    "spills": "bytes of stack per thread (cuobjdump STACK): > 0 means register spills",
+}
+
+
+def _torch_stub() -> None:
+    """Generated modules import torch for their eager functions, which compiling never calls: under a Triton-only
+    environment an empty module stands in (after exprc is imported, so exprc does not take it for torch)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        sys.modules.setdefault("torch", types.ModuleType("torch"))
+
+
+def _compile(job: Job, liger_ops: str | None):
+    from ..codegen import compile_check as cc
+    from . import static_baselines as sb
+
+    if job.kind in ("elementwise", "backward", "epilogue", "prologue"):
+        from ..compiler import compile_expr, expression_module
+
+        module = expression_module(compile_expr(job.expr, job.mode, clip=job.clip), interpreted=False)
+        if job.kind == "elementwise":
+            return cc.compile_elementwise(module, arch=job.arch, storage=job.storage)
+        if job.kind == "backward":
+            return cc.compile_backward(module, arch=job.arch, storage=job.storage)
+        compile_matmul = cc.compile_epilogue if job.kind == "epilogue" else cc.compile_prologue
+        flags = {"HAS_SCALE": True} if job.kind == "epilogue" else {}
+        return compile_matmul(module, arch=job.arch, storage=job.storage, config=job.config,
+                              input_precision=job.precision, **flags)
+    if job.kind == "copy":
+        from ..runtime.kernels import family
+
+        block, num_warps = family("elementwise", interpreted=False).launch_config(1 << 20,
+                                                                                 ELEMENT_SIZE[job.storage])
+        return sb.compile_copy(arch=job.arch, storage=job.storage, block=block, num_warps=num_warps)
+    if job.kind == "tutorial-matmul":
+        return sb.compile_tutorial_matmul(arch=job.arch, storage=job.storage, config=job.config)
+    if liger_ops is None:
+        raise RuntimeError("liger-kernel's sources were not found (pip install liger-kernel, or --liger-dir)")
+    from ..compiler import cache_dir
+
+    kernel = sb.liger_kernel(job.kind, Path(liger_ops), cache_dir() / "baselines")
+    if job.kind == "liger-layernorm":
+        return sb.compile_liger_layernorm(kernel, arch=job.arch, storage=job.storage)
+    return sb.compile_liger_dyt(kernel, arch=job.arch, storage=job.storage, block_n=job.config[0],
+                                num_warps=job.config[1])
+
+
+def compile_job(job: Job, liger_ops: str | None) -> dict:
+    """Compile one job and read its cubin: the JSON record of the kernel (run in a worker process)."""
+    os.environ.pop("TRITON_INTERPRET", None)
+    _torch_stub()
+    k = _compile(job, liger_ops)
+    p = k.profile()
+    threads = k.num_warps * 32
+    if job.kind in ("epilogue", "prologue", "tutorial-matmul"):  # the epilogue: after the K loop
+        counted, mufu = p.after_loop, p.loop_mufu[2]
+    elif p.has_loop:  # the backward kernel: one iteration of its row loop
+        counted, mufu = p.loop_body, p.loop_mufu[1]
+    else:
+        counted, mufu = p.main, p.mufu
+    return {"kind": job.kind, "storage": job.storage, "code": job.code, "config": job.config_name,
+            "precision": job.precision, "registers": k.registers, "spills": k.stack, "num_warps": k.num_warps,
+            "elements": k.elements, "instructions": p.main, "mufu": p.mufu, "mufu_ops": p.mufu_ops,
+            "calls": p.calls, "cold": p.cold, "loop": [p.before_loop, p.loop_body, p.after_loop],
+            "per_element": {"instructions": round(counted * threads / k.elements, 3),
+                            "mufu": round(mufu * threads / k.elements, 3)}}
+
+
+def _safe_compile_job(job: Job, liger_ops: str | None) -> dict:
+    """compile_job, a failure recorded in the record (the sweep goes on)."""
+    try:
+        return compile_job(job, liger_ops)
+    except Exception as e:  # noqa: BLE001 - any compiler failure is this kernel's result
+        where = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        return {"kind": job.kind, "storage": job.storage, "code": job.code, "config": job.config_name,
+                "precision": job.precision, "error": where[:300]}
+
+
+def run_jobs(jobs: list[Job], workers: int, liger_ops: str | None, progress=print) -> list[tuple[Job, dict]]:
+    """Compile every job, `workers` at a time in fresh processes (no interpreter state); (job, record) in order."""
+    records: list[dict] = []
+    started = time.perf_counter()
+    if workers <= 1:
+        for n, job in enumerate(jobs, 1):
+            records.append(_safe_compile_job(job, liger_ops))
+            _progress(progress, n, len(jobs), started)
+    else:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for n, record in enumerate(pool.map(_safe_compile_job, jobs, [liger_ops] * len(jobs)), 1):
+                records.append(record)
+                _progress(progress, n, len(jobs), started)
+    return list(zip(jobs, records, strict=True))
+
+
+def _progress(progress, n: int, total: int, started: float) -> None:
+    if progress and (n == total or n % 50 == 0):
+        progress(f"  {n}/{total} kernels compiled ({time.perf_counter() - started:.0f} s)")
+
+
+def make_run(results: list[tuple[Job, dict]], codes: dict, *, arch: int, subset: bool, layers_path: str) -> dict:
+    """One Triton version's section of static-sm<arch>.json."""
+    import triton
+
+    from .. import __version__
+
+    kernels = [r for job, r in results if job.arch == arch]
+    spilled = [r for r in kernels if r.get("spills")]
+    return {
+        "triton": triton.__version__, "exprc": __version__, "python": platform.python_version(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "subset": subset,
+        "layer_file": Path(layers_path).name,
+        "summary": {"kernels": len(kernels), "spilled": len(spilled), "failed": sum("error" in r for r in kernels),
+                    "max_registers": max((r["registers"] or 0 for r in kernels if "registers" in r), default=0)},
+        "layers": codes, "kernels": kernels,
+    }
+
+
+def write_document(path: Path, arch: int, run: dict) -> dict:
+    """Put `run` into the document at `path` (its Triton version's section replaced, others kept); one kernel a
+    line, so that a new run reads as a diff."""
+    from .static_report import budgets
+
+    try:
+        doc = json.loads(path.read_text())
+        if doc.get("format") != FORMAT or doc.get("arch") != arch:
+            doc = {}
+    except (OSError, ValueError):
+        doc = {}
+    runs = {**doc.get("runs", {}), run["triton"]: run}
+    doc = {"format": FORMAT, "arch": arch, "definitions": DEFINITIONS, "budgets": budgets(arch),
+           "runs": dict(sorted(runs.items()))}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(_dumps(doc))
+    os.replace(tmp, path)
+    return doc
+
+
+def _dumps(doc: dict) -> str:
+    lines = ["{"]
+    head = {k: v for k, v in doc.items() if k != "runs"}
+    lines += [f" {json.dumps(k)}: {json.dumps(v)}," for k, v in head.items()]
+    lines.append(' "runs": {')
+    for i, (version, run) in enumerate(doc["runs"].items()):
+        lines.append(f"  {json.dumps(version)}: {{")
+        lines += [f"   {json.dumps(k)}: {json.dumps(v)}," for k, v in run.items() if k not in ("layers", "kernels")]
+        lines.append('   "layers": {')
+        lines.append(",\n".join(f"    {json.dumps(n)}: {json.dumps(m)}" for n, m in run["layers"].items()))
+        lines.append("   },")
+        lines.append('   "kernels": [')
+        lines.append(",\n".join(f"    {json.dumps(k)}" for k in run["kernels"]))
+        lines.append("   ]")
+        lines.append("  }" + ("," if i < len(doc["runs"]) - 1 else ""))
+    lines.append(" }")
+    return "\n".join(lines) + "\n}\n"
+
+
+# -- command line -------------------------------------------------------------------------------------------------
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--layers", metavar="FILE", help="layer file (default: the paper's 25 layers)")
+    p.add_argument("--modes", default=None, help="exprc modes, comma-separated (default: all)")
+    p.add_argument("--dtypes", default=None, help="storage dtypes, comma-separated (default: float32,bfloat16,float16)")
+    p.add_argument("--arch", default="90,80", help="compute capabilities, comma-separated (default 90,80)")
+    p.add_argument("--subset", action="store_true", help="the fixed representative subset CI compiles")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compiler processes (default: CPUs)")
+    p.add_argument("--results-dir", metavar="DIR", help="where static-sm<arch>.json goes (default bench/results; "
+                                                        "for --subset a new temporary directory, printed)")
+    p.add_argument("--liger-dir", metavar="DIR", help="liger_kernel/ops of an installed liger-kernel (default: "
+                                                      "this environment's)")
+    p.add_argument("--readme", default="README.md", metavar="FILE",
+                   help="whose '<!-- static:begin -->' block to rewrite after a full sweep ('' for none)")
+
+
+def _csv(text: str | None, default: tuple) -> tuple:
+    return tuple(t.strip() for t in text.split(",") if t.strip()) if text else default
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sweep on this Triton; exit status 1 when a kernel spilled or failed to compile."""
+    from ..frontend.layer_files import read_layers
+    from ..passes.pipeline import MODES
+    from .static_baselines import liger_dir
+    from .static_cases import STORAGES
+
+    layers_path = args.layers or str(DEFAULT_LAYERS)
+    modes, storages = _csv(args.modes, MODES), _csv(args.dtypes, STORAGES)
+    archs = tuple(int(a) for a in _csv(args.arch, ("90", "80")))
+    liger = args.liger_dir or (str(liger_dir()) if liger_dir() else None)
+    jobs, codes = sweep(read_layers(layers_path), modes, storages, archs, subset=args.subset)
+    results_dir = args.results_dir or (tempfile.mkdtemp(prefix="exprc-static-") if args.subset else "bench/results")
+    import triton
+
+    archs = tuple(sorted({job.arch for job in jobs}, reverse=True))
+    print(f"exprc bench static: {len(jobs)} kernels, Triton {triton.__version__}, sm_{'/sm_'.join(map(str, archs))}, "
+          f"{args.jobs} processes", flush=True)
+    results = run_jobs(jobs, args.jobs, liger)
+    status = 0
+    for arch in archs:
+        path = Path(results_dir) / f"static-sm{arch}.json"
+        doc = write_document(path, arch, make_run(results, codes, arch=arch, subset=args.subset,
+                                                  layers_path=layers_path))
+        summary = doc["runs"][triton.__version__]["summary"]
+        print(f"{path}: {summary['kernels']} kernels, {summary['spilled']} spilled, {summary['failed']} failed, "
+              f"at most {summary['max_registers']} registers")
+        status |= bool(summary["spilled"] or summary["failed"])
+    for job, r in results:
+        if r.get("spills") or "error" in r:
+            what = r.get("error") or f"spills {r['spills']} bytes"
+            print(f"  sm_{job.arch} {job.kind} {job.storage} {job.mode or ''} {r['config'] or ''}: {what}",
+                  file=sys.stderr)
+    if args.readme and not args.subset:
+        from .static_report import update_readme
+
+        changed = update_readme(args.readme, results_dir)
+        print(f"{args.readme}: static table {'updated' if changed else 'already up to date'}")
+    return status
+
+
+def run_under(python: str, argv: list[str]) -> int:
+    """Run `python -m exprc.benchmarks.static argv` (another Triton's environment; it needs no torch), with this
+    checkout on its path and this environment's liger-kernel sources."""
+    from .static_baselines import liger_dir
+
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    extra = ["--liger-dir", str(liger_dir())] if liger_dir() and "--liger-dir" not in argv else []
+    return subprocess.run([python, "-m", "exprc.benchmarks.static", *argv, *extra], env=env).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m exprc.benchmarks.static", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
