@@ -1,10 +1,11 @@
 """Re-alignment of a tiny ViT on an ImageFolder the test writes: each variant learns, -A trains only the norms,
 -D's loss is the paper's equation (4).
 
-The "pre-trained" model is a random-init tiny ViT fine-tuned here with its LayerNorms (`--norm ln`, a few steps:
-itself the first check), saved as best.pt and loaded back through --checkpoint, as a real model would be. Each
-variant then replaces its LayerNorms (GP expressions or DyT) and trains with full batches (every step sees the
-same 32 images), so the loss of step N against step 1 measures learning, not batch noise. Fixed seeds.
+The "pre-trained" model is a random-init tiny ViT fine-tuned here with its LayerNorms (`--norm ln`, 40 steps:
+itself the first check), saved as best.pt and loaded back through --checkpoint (classifier included), as a real
+model would be. Each variant then replaces its LayerNorms (GP expressions or DyT: the loss jumps, the "shock") and
+trains with full batches (every step sees the same 32 images), so the loss of step N against step 1 measures
+learning, not batch noise. Fixed seeds.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ def tiny(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("realign")
     data = write_image_folder(tmp / "data", train_per_class=8, val_per_class=2)
     losses = []
-    realign(tiny_config(tmp / "pretrained", data, norm="ln", variant="F", epochs=5, batch_size=8, augment=False,
-                        lr=1e-2, drop_path=0.0), on_step=lambda s: losses.append(s.loss))
+    realign(tiny_config(tmp / "pretrained", data, norm="ln", variant="F", epochs=10, batch_size=8, augment=False,
+                        lr=3e-3, drop_path=0.0), on_step=lambda s: losses.append(s.loss))
     torch.set_num_threads(saved)
     return SimpleNamespace(tmp=tmp, data=data, layers=write_layers(tmp / "layers.json"),
                            checkpoint=tmp / "pretrained" / "best.pt", pretrain_losses=losses)
@@ -52,17 +53,18 @@ def variant_config(tiny, name: str, norm: str, variant: str, **kw):
 
 def test_random_init_vit_learns_with_layernorm(tiny) -> None:
     first, last = tiny.pretrain_losses[0], sum(tiny.pretrain_losses[-4:]) / 4
-    assert len(tiny.pretrain_losses) == 20 and last < 0.7 * first, tiny.pretrain_losses
+    assert len(tiny.pretrain_losses) == 40 and last < 0.3 * first, tiny.pretrain_losses
 
 
 # (norm, variant, learning rate, steps, the fraction of the first step's loss that step N's must be below)
+# (measured with seed 0: GP 0.70, 0.18, 0.23; DyT 0.86, 0.43, 0.42)
 CASES = [
-    ("gp", "A", 2e-2, 12, 0.975),
-    ("gp", "F", 3e-3, 8, 0.8),
-    ("gp", "D", 3e-3, 8, 0.92),
-    ("dyt", "A", 2e-2, 12, 0.975),
-    ("dyt", "F", 3e-3, 8, 0.8),
-    ("dyt", "D", 3e-3, 8, 0.92),
+    ("gp", "A", 2e-2, 8, 0.9),
+    ("gp", "F", 3e-3, 8, 0.5),
+    ("gp", "D", 3e-3, 8, 0.5),
+    ("dyt", "A", 2e-2, 8, 0.9),
+    ("dyt", "F", 3e-3, 8, 0.5),
+    ("dyt", "D", 3e-3, 8, 0.5),
 ]
 
 
@@ -137,3 +139,21 @@ def test_distillation_run_uses_the_formula_with_the_original_model(tiny, one_thr
     realign(config, on_step=lambda st: losses.append(st.loss))
     assert losses[0] == pytest.approx(float(expected), rel=1e-5)
     assert kl > 1e-4  # the replacement changed the logits: the KL term is not vacuous
+
+
+def test_checkpoint_loads_every_tensor_the_classifier_too(tiny) -> None:
+    """timm's pretrained path would drop a 4-class head (its default is 1000 classes): the teacher and the
+    student must start from the file's classifier."""
+    import dataclasses
+
+    from exprc import ExprcError
+    from exprc.train.models import load_original
+
+    saved = torch.load(tiny.checkpoint, weights_only=True)
+    config = variant_config(tiny, "load", "ln", "F")
+    loaded = load_original(resolve(config)).state_dict()
+    assert loaded.keys() == saved.keys()
+    assert all(torch.equal(loaded[k], saved[k]) for k in saved)
+    wrong = dataclasses.replace(config, model_args={**config.model_args, "num_classes": 7})
+    with pytest.raises(ExprcError, match=r"cannot load the weights of .*size mismatch for head.weight.*num_classes"):
+        load_original(resolve(wrong))

@@ -33,7 +33,7 @@ def seeded_rngs(*key: int):
     saved = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    torch.default_generator.manual_seed(seed)  # torch.manual_seed would also queue a CUDA seeding per sample
     try:
         yield
     finally:
@@ -134,7 +134,30 @@ def transforms(config: RealignConfig, data_config: dict):
         return evaluation, evaluation
     training = create_transform(**common, is_training=True, auto_augment=config.auto_augment or None,
                                 color_jitter=config.color_jitter, re_prob=config.reprob, re_mode="pixel", re_count=1)
-    return training, evaluation
+    return pillow_safe_posterize(training), evaluation
+
+
+def pillow_safe_posterize(transform):
+    """`transform` with the posterize operations of timm's RandAugment keeping 0 bits as a black image.
+
+    At magnitude 10 (rand-m9-mstd0.5 draws it for about 2% of its operations) timm asks Pillow to posterize to 0
+    bits; Pillow < 13 returned a black image, Pillow 13 raises ValueError, which would end a run within the first
+    few thousand images. Only the operations of this transform change, not timm."""
+    for t in getattr(transform, "transforms", ()):
+        for op in getattr(t, "ops", ()):
+            if getattr(op, "name", "").startswith("Posterize"):
+                op.aug_fn = _posterize
+    return transform
+
+
+def _posterize(img, bits_to_keep: int, **_):
+    from PIL import ImageOps
+
+    if bits_to_keep >= 8:
+        return img
+    if bits_to_keep <= 0:
+        return img.point(lambda _: 0)
+    return ImageOps.posterize(img, bits_to_keep)
 
 
 def _folder(root: Path, split: str, class_map: dict | None = None):

@@ -62,7 +62,10 @@ class Models:
 
 
 def load_original(config: RealignConfig) -> nn.Module:
-    """The timm model with its LayerNorms, as `exprc extract` loads it (same flags, same errors)."""
+    """The timm model with its LayerNorms: built as `exprc extract` builds it (same flags, same errors), then,
+    with --checkpoint, every tensor of the file loaded strictly, the classifier included. (timm's own pretrained
+    path drops the classifier of a file whose class count differs from the architecture's default: a digits
+    model's 10-class head would come back random, and so would the -D teacher's.)"""
     from ..commands.extract import model_arg_error
     from ..gp.extract import load_model
 
@@ -70,12 +73,35 @@ def load_original(config: RealignConfig) -> nn.Module:
     if config.drop_path and "drop_path_rate" not in kwargs:
         kwargs["drop_path_rate"] = config.drop_path
     try:
-        return load_model(config.model, config.checkpoint, config.random_init, kwargs)
+        model = load_model(config.model, None, config.random_init or config.checkpoint is not None, kwargs)
     except ExprcError:
         bad = model_arg_error(config.model, [f"{k}={json.dumps(v)}" for k, v in kwargs.items()], kwargs)
         if bad is not None:
             raise bad from None
         raise
+    if config.checkpoint is not None:
+        load_weights(model, config.model, config.checkpoint)
+    return model
+
+
+def load_weights(model: nn.Module, name: str, path: str) -> None:
+    """Every tensor of the weights file `path` into `model` (strict), through the model family's checkpoint
+    filter (timm's: e.g. a ViT's position embedding resampled to the image size)."""
+    import sys
+
+    from timm.models import load_checkpoint
+
+    if not Path(path).is_file():
+        raise ExprcError(f"checkpoint file not found: {path}")
+    filter_fn = getattr(sys.modules.get(type(model).__module__), "checkpoint_filter_fn", None)
+    try:
+        load_checkpoint(model, path, strict=True, filter_fn=filter_fn)
+    except Exception as e:  # torch, safetensors and timm raise many types for a file that does not fit
+        first = str(e).strip().splitlines()
+        detail = "; ".join(line.strip() for line in first[:3]) if first else type(e).__name__
+        raise ExprcError(f"cannot load the weights of {path} into {name} ({type(e).__name__}: {detail}); "
+                         "is it this model, with these --model-arg values (num_classes, img_size, ...)?") from None
+    model.eval()
 
 
 def replace_with_dyt(model: nn.Module, alpha: float) -> nn.Module:
