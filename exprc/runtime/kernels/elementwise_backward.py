@@ -59,11 +59,14 @@ def expr_norm_backward_kernel(x_ptr, dy_ptr, w_ptr, dr_ptr, dx_ptr, partial_ptr,
 
 def launch_config(M: int, D: int, programs: int) -> tuple[int, int, int, int]:
     """(P, rows_per_program, BLOCK_M, num_warps): about `programs` programs (the SM count on a GPU), each with a
-    run of whole rows, tiles of BLOCK_M rows x BLOCK_D >= D columns of about 4096 elements."""
+    run of whole rows, in tiles of BLOCK_M rows x BLOCK_D >= D columns, 4 elements a thread up to D = 2048: f and
+    f' of every paper expression in every mode then compile without spills (sm_80/sm_90; 8 elements a thread
+    spilled a register for some)."""
     block_d = triton.next_power_of_2(D)
-    block_m = max(1, min(16, 4096 // block_d))
+    block_m = max(1, 1024 // block_d)
+    num_warps = min(16, max(4, block_m * block_d // 128))
     rows = max(block_m, triton.cdiv(triton.cdiv(M, max(programs, 1)), block_m) * block_m)
-    return triton.cdiv(M, rows), rows, block_m, 8 if block_d * block_m >= 4096 else 4
+    return triton.cdiv(M, rows), rows, block_m, num_warps
 
 
 def launch(expr, x, dy, weight, dr, programs: int):
