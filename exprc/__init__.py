@@ -27,7 +27,8 @@ _RUNTIME = {
 }
 
 
-if "torch" in sys.modules:  # register torch.ops.exprc.* now (for torch.export.load, unpickling); else on first use
+if hasattr(sys.modules.get("torch"), "library"):  # torch imported: register torch.ops.exprc.* now (for
+    # torch.export.load, unpickling); else on first use
     from .runtime import ops as _ops  # noqa: E402, F401
 
 
