@@ -4,6 +4,8 @@ sums with plain stores: no atomics (the reduction of dw and db is deterministic)
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from exprc.codegen.compile_check import STORAGE, compile_kernel
@@ -11,7 +13,7 @@ from exprc.compiler import compile_expr, expression_module
 from exprc.frontend.layer_files import read_layers
 from exprc.runtime.kernels import family
 
-PAPER = list(read_layers("examples/vit_b16_paper.json"))
+PAPER = list(read_layers(Path(__file__).resolve().parents[1] / "examples" / "vit_b16_paper.json"))
 D = 768
 
 

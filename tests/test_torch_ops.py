@@ -4,6 +4,8 @@ the derivative is finite, and one backward kernel plus one reduction per norm.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -59,7 +61,7 @@ def test_paper_gradients_through_the_kernel_and_the_torch_code(triton_interpret,
     absolute (1 - t*t cancels near saturation): 2e-3 fast (tanh.approx's 2^-11 times the chain), 1e-4 horner."""
     tol = {"precise": 1e-5, "fast": 2e-3, "horner": 1e-4}[mode]
     x = torch.linspace(-9, 9, 4 * 48).reshape(4, 48)
-    for layer in read_layers("examples/vit_b16_paper.json"):
+    for layer in read_layers(Path(__file__).resolve().parents[1] / "examples" / "vit_b16_paper.json"):
         ref = torch_derivative(layer.ir, x.double().numpy())
         away = ~kinks(layer.ir, x.double().numpy(), 1e-3)  # at a clip bound f32 and f64 may take other sides
         for backend in ("triton", "torch"):
