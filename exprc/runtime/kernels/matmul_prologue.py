@@ -11,8 +11,11 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from exprc.runtime.kernels.support import is_interpreted
+from exprc.runtime.kernels.support import is_interpreted, jit_helpers
 from exprc.runtime.kernels.tiles import PROLOGUE_CONFIGS, launch_tiled, prune_configs, triton_configs
+
+
+grouped = jit_helpers("grouped_tiles")  # in this module's Triton mode
 
 
 @triton.jit
@@ -25,19 +28,7 @@ def fused_prologue_linear(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """One BLOCK_M x BLOCK_N tile of out. a: [M, K] (the norm's input), W': [N, K], out: [M, N], all row-major."""
-    pid = tl.program_id(0)
-    # builtins only (tl.full, not tl.zeros or tl.cdiv): an interpreted kernel cannot call the jit functions of
-    # Triton's library once they were compiled outside the interpreter
-    num_pid_m = (M + BLOCK_M - 1) // BLOCK_M
-    num_pid_n = (N + BLOCK_N - 1) // BLOCK_N
-    num_pid_in_group = GROUP_M * num_pid_n
-    first_pid_m = (pid // num_pid_in_group) * GROUP_M
-    group_size_m = min(num_pid_m - first_pid_m, GROUP_M)
-    pid_m = first_pid_m + ((pid % num_pid_in_group) % group_size_m)
-    pid_n = (pid % num_pid_in_group) // group_size_m
-
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_m, offs_n = grouped.tile_offsets(M, N, BLOCK_M, BLOCK_N, GROUP_M)
     offs_k = tl.arange(0, BLOCK_K)
     a_ptrs = a_ptr + (offs_m % M).to(tl.int64)[:, None] * K + offs_k[None, :]
     w_ptrs = w_ptr + (offs_n % N).to(tl.int64)[None, :] * K + offs_k[:, None]

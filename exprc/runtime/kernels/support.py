@@ -115,3 +115,10 @@ def import_source(path: Path, data: bytes, interpreted: bool | None = None) -> M
         raise
     module.__exprc_source__ = data
     return module
+
+
+def jit_helpers(name: str) -> ModuleType:
+    """The jit helper module `name` of this package (e.g. grouped_tiles) in Triton's current mode: what a kernel
+    family imported by `import_source` calls its shared jit functions through."""
+    path = Path(__file__).with_name(f"{name}.py")
+    return import_source(path, path.read_bytes(), interpreting())
