@@ -99,24 +99,25 @@ def test_paper_expression_half_storage(modules, layer, storage) -> None:
 
 
 def test_affine_and_shapes(modules) -> None:
-    """y = f(x) * w + b over the last dim, for 3-D, non-contiguous, `out=` and empty inputs; several programs,
-    whose blocks start mid-row (BLOCK is not a multiple of D)."""
+    """y = f(x) * w + b over the last dim, for 3-D, non-contiguous, `out=` and empty inputs; several programs
+    along rows and columns, the last one's rows masked (903 rows: not a multiple of BLOCK_M)."""
     layer = PAPER.layers["blocks.5.norm1"] if "blocks.5.norm1" in PAPER.layers else next(iter(PAPER))
     mod = modules["precise", layer.name]
     rng = np.random.default_rng(1)
     w = torch.from_numpy(rng.normal(size=D).astype(np.float32))
     b = torch.from_numpy(rng.normal(size=D).astype(np.float32))
-    x = torch.from_numpy(rng.normal(0, 3, (3, 17, D)).astype(np.float32))
+    x = torch.from_numpy(rng.normal(0, 3, (3, 301, D)).astype(np.float32))
     f = evaluate(layer.ir, x.double().numpy())
     ref = f * w.double().numpy() + b.double().numpy()
     y = apply(mod, x, w, b)
-    assert y.shape == x.shape and x.numel() > 2 * family_for("elementwise", mod).launch_config(x.numel(), 4)[0]
+    block_m, block_d, _ = family_for("elementwise", mod).launch_config(903, D, 4)
+    assert y.shape == x.shape and block_m > 1 and 903 % block_m and D // block_d > 1
     assert np.all(np.abs(y.double().numpy() - ref) <= 1e-5 * (1 + np.abs(f)) * (1 + np.abs(w.double().numpy())))
     xt = x.transpose(0, 1)  # non-contiguous: same values, other layout
     assert torch.equal(apply(mod, xt, w, b), y.transpose(0, 1))
-    out = torch.empty(17, 3, D).transpose(0, 1)  # a non-contiguous out= is filled too
+    out = torch.empty(301, 3, D).transpose(0, 1)  # a non-contiguous out= is filled too
     assert apply(mod, x, w, b, out=out) is out and torch.equal(out, y)
-    assert apply(mod, x[:0], w, b).shape == (0, 17, D)
+    assert apply(mod, x[:0], w, b).shape == (0, 301, D)
     assert torch.allclose(eager_norm(mod, x, w, b), y, rtol=1e-5, atol=1e-5)
 
 

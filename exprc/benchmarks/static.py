@@ -71,9 +71,10 @@ def _compile(job: Job, liger_ops: str | None):
     if job.kind == "copy":
         from ..runtime.kernels import family
 
-        block, num_warps = family("elementwise", interpreted=False).launch_config(1 << 20,
-                                                                                 ELEMENT_SIZE[job.storage])
-        return sb.compile_copy(arch=job.arch, storage=job.storage, block=block, num_warps=num_warps)
+        # as many elements a program as exprc's element-wise tile at ViT's width
+        block_m, block_d, num_warps = family("elementwise", interpreted=False).launch_config(
+            1 << 16, sb.VIT_D, ELEMENT_SIZE[job.storage])
+        return sb.compile_copy(arch=job.arch, storage=job.storage, block=block_m * block_d, num_warps=num_warps)
     if job.kind == "tutorial-matmul":
         return sb.compile_tutorial_matmul(arch=job.arch, storage=job.storage, config=job.config)
     if liger_ops is None:

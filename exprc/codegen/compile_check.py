@@ -109,23 +109,22 @@ def _compiled_family(name: str, expr: ModuleType) -> ModuleType:
 
 
 def compile_elementwise(expr: ModuleType, *, arch: int = 90, storage: str = "float32", fast_asm: bool = True,
-                        block: int | None = None, num_warps: int = 4, index_bits: int = 32) -> CompiledKernel:
-    """Compile the element-wise kernel with the expression module `expr` for sm_`arch`.
-
-    `block=None` takes BLOCK and num_warps from the launcher's `launch_config`. Pointers and sizes are declared
-    16-divisible, as Triton specializes them at launch for aligned tensors with a multiple-of-16 element count
-    and width (ViT's 768, LLMs' 4096).
-    """
+                        d: int = 768, rows: int = 1 << 16, num_warps: int = 4,
+                        index_bits: int = 32) -> CompiledKernel:
+    """Compile the element-wise kernel with the expression module `expr` for sm_`arch`, for x of `rows` rows of
+    `d` elements, with the tile the launcher's `launch_config` picks for them (`rows` large: the bandwidth-bound
+    case; a multiple of the tile: no masks, `rows` odd: rows masked). Pointers are declared 16-divisible, as
+    Triton specializes them at launch for aligned tensors; `index_bits=64`: M as a 64-bit integer (Triton passes
+    it so past 2**31)."""
     kernels = _compiled_family("elementwise", expr)
     t = STORAGE[storage]
-    if block is None:  # what the launcher picks
-        block, num_warps = kernels.launch_config(1 << 20, {"fp32": 4}.get(t, 2))
-    n = "i64" if index_bits == 64 else "i32"
-    signature = {"x_ptr": f"*{t}", "w_ptr": f"*{t}", "b_ptr": f"*{t}", "y_ptr": f"*{t}", "n_elements": n, "D": "i32"}
-    return compile_kernel(kernels.expr_norm_kernel, signature,
-                          {"F": expr.expr_fn, "FAST_ASM": fast_asm, "BLOCK": block},
-                          {"x_ptr", "w_ptr", "b_ptr", "y_ptr", "n_elements", "D"}, arch=arch,
-                          num_warps=num_warps).with_elements(block)
+    block_m, block_d, num_warps = kernels.launch_config(rows, d, {"fp32": 4}.get(t, 2), num_warps)
+    signature = {"x_ptr": f"*{t}", "w_ptr": f"*{t}", "b_ptr": f"*{t}", "y_ptr": f"*{t}",
+                 "M": "i64" if index_bits == 64 else "i32"}
+    constexprs = {"D": d, "F": expr.expr_fn, "FAST_ASM": fast_asm, "BLOCK_M": block_m, "BLOCK_D": block_d,
+                  "EVEN_M": rows % block_m == 0}
+    return compile_kernel(kernels.expr_norm_kernel, signature, constexprs, {"x_ptr", "w_ptr", "b_ptr", "y_ptr"},
+                          arch=arch, num_warps=num_warps).with_elements(block_m * block_d)
 
 
 EPILOGUE_FLAGS = {"HAS_BIAS": True, "HAS_SCALE": False, "HAS_RESIDUAL": True, "WRITE_R": True, "HAS_NORM_W": True,

@@ -1,10 +1,15 @@
 """The element-wise kernel: `y = F(x) * w + b` over the last dimension(s) of any tensor, F the expression.
 
-The kernel walks the flattened, contiguous tensor with a 1-D grid; w and b are indexed by `offs % D`, so the
-normalized size D need not be a power of two (ViT's 768). Offsets are int64 (tensors over 2**31 elements); the
-per-element column is an int32 remainder of a per-program start, which keeps the loads of x, w and b 16-byte
-vectors when D is a multiple of 16 (Triton specializes such sizes). Storage f32/bf16/f16, compute f32, output in
-the input's dtype. torch is imported by the launcher only, so the kernel compiles where only Triton is installed.
+The tensor is seen as M rows of D elements (D = w.numel(), a compile-time constant), and each program computes a
+BLOCK_M x BLOCK_D tile: rows [pid0 * BLOCK_M, ...), columns [pid1 * BLOCK_D, ...). BLOCK_D is a power of two that
+divides D where D has one of at least 16 (ViT's 768: 256), so a row holds whole tiles and no column is masked; the
+tile's offsets are `row * D + col` with D constant, so no per-element division or remainder remains, and x, y,
+w and b move as 16-byte vectors (Triton specializes the pointers' alignment). The 64-bit part of an offset is the
+program's start, added once to the pointers; a tile's own offsets are int32. w and b are loaded once per program
+and column, broadcast over the tile's rows in the tile's own layout (no shared-memory shuffle). Rows past M are
+masked, unless M is a multiple of BLOCK_M (`EVEN_M`, ViT and LLM batches mostly are); every other access is
+unmasked. Storage f32/bf16/f16, compute f32, output in the input's dtype. torch is
+imported by the launcher only, so the kernel compiles where only Triton is installed.
 """
 
 from __future__ import annotations
@@ -16,24 +21,57 @@ from exprc.runtime.kernels.support import is_interpreted
 
 
 @triton.jit
-def expr_norm_kernel(x_ptr, w_ptr, b_ptr, y_ptr, n_elements, D, F: tl.constexpr, FAST_ASM: tl.constexpr,
-                     BLOCK: tl.constexpr):
-    """y = F(x) * w + b for the BLOCK elements of this program; w and b have D elements (the last dims)."""
-    start = tl.program_id(0).to(tl.int64) * BLOCK
-    offs = start + tl.arange(0, BLOCK)
-    mask = offs < n_elements
-    col0 = (start - (start // D) * D).to(tl.int32)  # column of the first element
-    col = (col0 + tl.arange(0, BLOCK)) % D
-    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    w = tl.load(w_ptr + col, mask=mask, other=0.0).to(tl.float32)
-    b = tl.load(b_ptr + col, mask=mask, other=0.0).to(tl.float32)
-    y = F(x, FAST_ASM) * w + b
-    tl.store(y_ptr + offs, y.to(y_ptr.dtype.element_ty), mask=mask)
+def expr_norm_kernel(x_ptr, w_ptr, b_ptr, y_ptr, M, D: tl.constexpr, F: tl.constexpr, FAST_ASM: tl.constexpr,
+                     BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr, EVEN_M: tl.constexpr):
+    """y = F(x) * w + b for one BLOCK_M x BLOCK_D tile of the [M, D] row-major x and y; w and b have D elements."""
+    row0 = tl.program_id(0).to(tl.int64) * BLOCK_M
+    col0 = tl.program_id(1) * BLOCK_D
+    start = row0 * D + col0
+    rows = tl.arange(0, BLOCK_M)[:, None]
+    cols = tl.arange(0, BLOCK_D)[None, :]
+    offs = rows * D + cols  # int32: BLOCK_M * D < 2**31 (launch_config)
+    per_col = rows * 0 + cols  # w's and b's offsets in the tile's shape: loaded in its layout, once per column
+    if D % BLOCK_D == 0:
+        w = tl.load(w_ptr + col0 + per_col).to(tl.float32)
+        b = tl.load(b_ptr + col0 + per_col).to(tl.float32)
+        if EVEN_M:  # M a multiple of BLOCK_M: no access is masked
+            x = tl.load(x_ptr + start + offs).to(tl.float32)
+            tl.store(y_ptr + start + offs, (F(x, FAST_ASM) * w + b).to(y_ptr.dtype.element_ty))
+        else:
+            mask = rows < tl.minimum(M - row0, BLOCK_M).to(tl.int32)
+            x = tl.load(x_ptr + start + offs, mask=mask).to(tl.float32)
+            tl.store(y_ptr + start + offs, (F(x, FAST_ASM) * w + b).to(y_ptr.dtype.element_ty), mask=mask)
+    else:  # D without a power-of-two factor of 16: one column block, the columns past D masked
+        mask = (rows < tl.minimum(M - row0, BLOCK_M).to(tl.int32)) & (cols < D)
+        w = tl.load(w_ptr + per_col, mask=cols < D).to(tl.float32)
+        b = tl.load(b_ptr + per_col, mask=cols < D).to(tl.float32)
+        x = tl.load(x_ptr + start + offs, mask=mask).to(tl.float32)
+        tl.store(y_ptr + start + offs, (F(x, FAST_ASM) * w + b).to(y_ptr.dtype.element_ty), mask=mask)
 
 
-def launch_config(numel: int, element_size: int) -> tuple[int, int]:
-    """(BLOCK, num_warps): 4 warps, each thread 32 bytes of x (two 16-byte vector loads, as many of w and b)."""
-    return 4096 // element_size, 4
+ELEMENTS_PER_THREAD = 32  # 64 bytes of bf16 x (128 of f32): enough work to hide a program's set-up
+MAX_BLOCK_D = 256
+MIN_PROGRAMS = 264  # two per SM of an H100/H200: small tensors take smaller tiles to fill the GPU
+
+
+def block_d(D: int) -> int:
+    """The tile's width: the largest power of two dividing D, at most MAX_BLOCK_D; where that is below 16 (rows
+    not 16-byte aligned anyway), D rounded up to a power of two (its columns past D masked)."""
+    bd = min(D & -D, MAX_BLOCK_D)
+    return bd if bd >= 16 or bd == D else triton.next_power_of_2(D)
+
+
+def launch_config(M: int, D: int, element_size: int, num_warps: int = 4) -> tuple[int, int, int]:
+    """(BLOCK_M, BLOCK_D, num_warps) for x of M rows of D elements: ELEMENTS_PER_THREAD a thread, fewer rows a
+    program when that gives fewer than MIN_PROGRAMS programs."""
+    del element_size  # the same element count a thread for 16- and 32-bit storage (measured: fewest instructions)
+    bd = block_d(D)
+    bm = max(1, ELEMENTS_PER_THREAD * num_warps * 32 // bd)
+    while bm > 1 and triton.cdiv(M, bm) * triton.cdiv(D, bd) < MIN_PROGRAMS:
+        bm //= 2
+    while bm > 1 and bm * D >= 2**31:  # the tile's own offsets are int32
+        bm //= 2
+    return bm, bd, num_warps
 
 
 def check_operands(x, weight, bias) -> None:
@@ -62,13 +100,14 @@ def apply(expr, x, weight, bias, out=None):
     if out is not None and (out.shape != x.shape or out.dtype != x.dtype or out.device != x.device):
         raise ValueError(f"out must be a {x.dtype} tensor of shape {tuple(x.shape)} on {x.device}")
     y = out if out is not None and out.is_contiguous() else torch.empty_like(xc)
-    n = xc.numel()
-    if n:
-        block, num_warps = launch_config(n, xc.element_size())
-        grid = (triton.cdiv(n, block),)
-        wrap_triton(expr_norm_kernel)[grid](xc, weight.contiguous(), bias.contiguous(), y, n, weight.numel(),
-                                            F=expr.expr_fn, FAST_ASM=not is_interpreted(expr.expr_fn), BLOCK=block,
-                                            num_warps=num_warps)
+    D = weight.numel()
+    if xc.numel() and D:
+        M = xc.numel() // D
+        bm, bd, num_warps = launch_config(M, D, xc.element_size())
+        grid = (triton.cdiv(M, bm), triton.cdiv(D, bd))
+        wrap_triton(expr_norm_kernel)[grid](xc, weight.contiguous(), bias.contiguous(), y, M, D=D, F=expr.expr_fn,
+                                            FAST_ASM=not is_interpreted(expr.expr_fn), BLOCK_M=bm, BLOCK_D=bd,
+                                            EVEN_M=M % bm == 0, num_warps=num_warps)
     if out is not None and y is not out:
         out.copy_(y)
         return out
