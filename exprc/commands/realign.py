@@ -34,6 +34,8 @@ examples:
   exprc realign --norm dyt --variant A --checkpoint vit_b16.pth --data imagenet/ -o runs/dyt-a
   exprc realign --model vit_tiny_patch16_224 --model-arg img_size=32 --model-arg depth=2 --random-init \\
       --norm dyt --synthetic 512 --batch-size 32 --epochs 2 -o runs/try
+  exprc realign --random-init --layers examples/vit_b16_paper.json --variant D --synthetic 8192 --batch-size 256 \\
+      --max-steps 300 --bench-out bench/results/realign-h200.json     # epoch time vs the paper's eager modules
 """
 
 
@@ -95,7 +97,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument("--crop-pct", type=float, default=d.crop_pct, help="evaluation center crop (0.875)")
     data.add_argument("--workers", type=int, default=d.workers, help="loader processes per process (default: 4)")
     run = p.add_argument_group("run")
-    run.add_argument("-o", "--output", required=True, metavar="DIR", help="run directory (log, checkpoints)")
+    run.add_argument("-o", "--output", metavar="DIR", help="run directory (log, checkpoints); required for a run")
     run.add_argument("--resume", action="store_true", help="continue the run in OUTPUT from its checkpoint.pt")
     run.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N",
                      help="optimizer steps between checkpoints within an epoch (0: only at epoch ends; "
@@ -110,20 +112,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from(args: argparse.Namespace):
-    from .extract import parse_model_args
-    from ..train.config import RealignConfig
+    """The RealignConfig of the parsed options (their names are the config's fields)."""
+    import dataclasses
 
-    return RealignConfig(
-        output=args.output, model=args.model, model_args=parse_model_args(args.model_arg), checkpoint=args.checkpoint,
-        random_init=args.random_init, norm=args.norm, layers=args.layers, select=args.select, mode=args.mode,
-        fuse=args.fuse, backend=args.backend, dyt_alpha=args.dyt_alpha, variant=args.variant, epochs=args.epochs,
-        batch_size=args.batch_size, micro_batch=args.micro_batch, lr=args.lr, lr_backbone=args.lr_backbone,
-        lr_affine=args.lr_affine, lr_alpha=args.lr_alpha, weight_decay=args.weight_decay, drop_path=args.drop_path,
-        distill_lambda=args.distill_lambda, distill_tau=args.distill_tau, data=args.data, synthetic=args.synthetic,
-        augment=args.augment, auto_augment=args.auto_augment, color_jitter=args.color_jitter, reprob=args.reprob,
-        crop_pct=args.crop_pct, workers=args.workers, amp=args.amp, device=args.device,
-        deterministic=args.deterministic, seed=args.seed, checkpoint_every=args.checkpoint_every,
-        max_steps=args.max_steps, eval_original=args.eval_original, resume=args.resume, progress=not args.quiet)
+    from ..train.config import RealignConfig
+    from .extract import parse_model_args
+
+    fields = {f.name for f in dataclasses.fields(RealignConfig)}
+    values = {k: v for k, v in vars(args).items() if k in fields}
+    values.update(output=args.output or "", model_args=parse_model_args(args.model_arg), progress=not args.quiet)
+    return RealignConfig(**values)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,6 +129,10 @@ def run(args: argparse.Namespace) -> int:
 
     require("realign", ("torch", "timm", "PIL", "tqdm"), "timm")
 
+    from ..errors import ExprcError
+
+    if not args.output and not args.bench_out:
+        raise ExprcError("give the run directory: -o DIR")
     config = config_from(args)
     if args.bench_out:
         from ..train.bench import bench_realign

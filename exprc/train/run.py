@@ -103,7 +103,8 @@ def _run(config: RealignConfig, world: distributed.World, on_step) -> RealignRes
                       "another --output")
     micro, accum = batch_plan(config, world.size)
     _seed(config.seed)  # the same random weights (--random-init) on every process
-    models = build_models(config, world.device, keep_teacher=config.variant == "D" or config.eval_original)
+    keep_teacher = config.variant == "D" or (config.eval_original and not config.resume)
+    models = build_models(config, world.device, keep_teacher=keep_teacher)
     groups = parameter_groups(models.student, config)
     data = build_data(config, models.student, world, micro)
     steps_per_epoch = data.sampler.num_samples // (micro * accum)
