@@ -65,7 +65,7 @@ def test_unknown_model_is_named(tmp_path, capsys) -> None:
 
 def _log(label: str, top1: list[float], original: float | None = 90.0) -> dict:
     return {"format": "exprc.realign-log/1", "label": label, "config": {},
-            "original": {"top1": original, "top5": 99.0} if original is not None else None,
+            "original": {"top1": original, "top5": 99.0, "images": 8} if original is not None else None,
             "epochs": [{"epoch": e, "top1": t, "top5": 99.0} for e, t in enumerate(top1)]}
 
 
@@ -107,3 +107,23 @@ def test_deit_augmentation_posterizes_to_zero_bits_without_raising() -> None:
         level = op.level_fn(10.0, op.hparams)
         assert level == (0,)
         assert op.aug_fn(image, *level).getextrema() == ((0, 0), (0, 0), (0, 0))
+
+
+def test_miniature_rates_and_table() -> None:
+    """The miniature's runs take Table 3's rates times --lr-scale; its table puts GP and DyT side by side."""
+    from pathlib import Path
+
+    from exprc.train.miniature import parse_args, run_config, table
+
+    args = parse_args(["-o", "out", "--lr-scale", "10"])
+    c = run_config(args, Path("out"), "vit_tiny_patch16_224", {}, Path("w.safetensors"), Path("l.json"), "dyt", "F")
+    assert (c.lr_backbone, c.lr_affine, c.lr_alpha, c.augment, c.crop_pct) == (2e-4, 1e-3, 5e-4, False, 1.0)
+    assert c.output == str(Path("out") / "runs" / "dyt-f") and c.layers is None
+    a = run_config(args, Path("out"), "m", {}, Path("w"), Path("l.json"), "gp", "A")
+    assert a.lr_backbone is None and a.lr_affine == pytest.approx(2e-2) and a.layers == "l.json"
+    logs = [_log("LN", [96.0, 96.5], original=96.0)]
+    for kind, shock in (("GP", 60.0), ("DyT", 10.0)):
+        logs += [_log(f"{kind}-{v}", [shock, 90.0 + i, 91.0 + i], original=None) for i, v in enumerate("AFD")]
+    text = table(logs, args)
+    assert "top-1 **96.00%**" in text
+    assert "| -F (full) | 60.00 | 92.00 (ep 2) | 99.00 | 10.00 | 92.00 (ep 2) | 99.00 |" in text
