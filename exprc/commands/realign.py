@@ -58,6 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="for gp: layers.json, a Pareto CSV, or a kernels directory from `exprc compile`")
     m.add_argument("--select", default="val", choices=("val", "train", "simplest", "knee"),
                    help="for a Pareto CSV: which expression per layer (default: val)")
+    m.add_argument("--layers-seed", type=int, metavar="SEED",
+                   help="for the paper code's Pareto CSV: only rows of this Run_Seed (one of its five sets)")
     add_mode_argument(m)
     m.add_argument("--no-fuse", dest="fuse", action="store_false",
                    help="gp: replace the norms without fusing them into the matmuls (any model with LayerNorms)")

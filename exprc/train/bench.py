@@ -42,7 +42,7 @@ def paper_student(config: RealignConfig, device: torch.device) -> nn.Module:
 
     if Path(config.layers).is_dir():
         raise ExprcError("--bench-out needs the layer file (layers.json or a Pareto CSV), not a kernels directory")
-    layers = read_layers(config.layers, select=config.select)
+    layers = read_layers(config.layers, select=config.select, seed=config.layers_seed)
     model = load_original(config)
     for name, ln in [(n, m) for n, m in model.named_modules() if isinstance(m, nn.LayerNorm)]:
         if name not in layers.layers:

@@ -72,6 +72,7 @@ class RealignConfig:
     norm: str = "gp"  # gp | dyt | ln
     layers: str | None = None  # GP: layers.json / Pareto CSV / kernels directory
     select: str = "val"  # GP: which point of a Pareto CSV
+    layers_seed: int | None = None  # GP: only this Run_Seed of the paper code's Pareto CSV (one of its five sets)
     mode: str = "precise"  # GP: precision mode of the generated code
     fuse: bool = True  # GP: carry out the fusion plan (patch_timm(fuse=True))
     backend: str = "auto"  # GP: auto | triton | torch

@@ -3,8 +3,9 @@
     python -m exprc.train.miniature -o runs/digits
 
 1. the digits as an ImageFolder, the model's own 80/20 split (`exprc.data.digits`): OUT/data/{train,val}
-2. one expression per LayerNorm: `exprc evolve` on the model's committed mapping file (or `exprc extract` first
-   when there is none; or --layers FILE to skip the search): OUT/layers.json
+2. one expression per LayerNorm: the model's committed `layers.json` (what `exprc evolve` made of its committed
+   mapping file); with --evolve, or when there is none, `exprc evolve` on the mapping file here (`exprc extract`
+   first when there is no mapping file either): OUT/layers.json; --layers FILE takes that file
 3. `exprc realign` of the trained LayerNorm model: LN, GP-A, GP-F, GP-D, DyT-A, DyT-F, DyT-D, each from the
    same weights; -D's teacher is that model: OUT/runs/<label>/
 4. OUT/table.md (Table 2: top-1/top-5 of the original model, at epoch 0 (the "shock") and best, GP and DyT side
@@ -39,7 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model-dir", default=str(MODEL_DIR),
                    help="the trained model: model.safetensors and model.json (default: examples/tiny_digits)")
     p.add_argument("--mappings", help="mapping file for evolve (default: MODEL_DIR/mappings.npz, else extracted)")
-    p.add_argument("--layers", help="a layers.json to use instead of running evolve")
+    p.add_argument("--layers", help="a layers.json to use (default: MODEL_DIR/layers.json)")
+    p.add_argument("--evolve", action="store_true", help="search the expressions here instead of MODEL_DIR's")
     p.add_argument("--epochs", type=int, default=10, help="default: %(default)s")
     p.add_argument("--batch-size", type=int, default=64, help="default: %(default)s")
     p.add_argument("--lr-scale", type=float, default=10.0, help="Table 3's rates times this (default: 10)")
@@ -75,8 +77,9 @@ def prepare(args: argparse.Namespace, out: Path) -> tuple[str, dict, Path, Path]
     for split in ("train", "val"):
         if not (out / "data" / split).is_dir():
             write_image_folder(out / "data" / split, split)
-    if args.layers:
-        return name, kwargs, weights, Path(args.layers)
+    committed = Path(args.model_dir) / "layers.json"
+    if args.layers or (committed.is_file() and not args.evolve):
+        return name, kwargs, weights, Path(args.layers or committed)
     mappings = Path(args.mappings) if args.mappings else Path(args.model_dir) / "mappings.npz"
     if not mappings.is_file():
         mappings = out / "mappings.npz"
@@ -126,7 +129,7 @@ def _best(doc: dict) -> dict:
     return max(doc["epochs"][1:], key=lambda r: r["top1"])
 
 
-def table(logs: list[dict], args) -> str:
+def table(logs: list[dict], args, layers: str | Path = "layers.json") -> str:
     """Markdown: the paper's Table 2 (plus the epoch-0 shock), GP and DyT side by side."""
     by = {doc["label"]: doc for doc in logs}
     original = next(doc["original"] for doc in logs if doc.get("original"))
@@ -147,7 +150,8 @@ def table(logs: list[dict], args) -> str:
                       f"{best['top5']:.2f}"]
         lines.append(f"| {names[variant]} | " + " | ".join(cells) + " |")
     lines += ["", f"top-1/top-5 in %, {args.epochs} epochs, batch {args.batch_size}, Table 3's rates x "
-                  f"{args.lr_scale:g}, seed {args.seed}; epoch 0 = right after the replacement."]
+                  f"{args.lr_scale:g}, seed {args.seed}, expressions from {layers}; epoch 0 = right after the "
+                  "replacement."]
     return "\n".join(lines)
 
 
@@ -159,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         name, kwargs, weights, layers = prepare(args, out)
         logs = realign_all(args, out, name, kwargs, weights, layers)
-        text = table(logs, args)
+        text = table(logs, args, layers)
         with atomic_write(out / "table.md") as f:
             f.write(text + "\n")
         with atomic_write(out / "summary.json") as f:

@@ -132,7 +132,7 @@ def _layer_source(config: RealignConfig):
         return str(path)
     if not path.is_file():
         raise ExprcError("layer file not found", where=str(path))
-    return read_layers(path, select=config.select)
+    return read_layers(path, select=config.select, seed=config.layers_seed)
 
 
 def expressions_digest(model: nn.Module) -> str:
