@@ -170,12 +170,12 @@ def _run(config: RealignConfig, world: distributed.World, on_step) -> RealignRes
         record = {"epoch": epoch + 1, **evaluate(models.student, data.val, world, autocast), **stats}
         log["epochs"].append(record)
         position = ckpt.Position(epoch + 1, 0, position.global_step)
-        save(position)
-        if world.main:
+        if world.main:  # before the checkpoint: a run killed in between redoes this epoch, identically
             write_log(out, log_document(config.to_dict(), config.label, log["original"], log["epochs"]))
             if record["top1"] >= max(r["top1"] for r in log["epochs"][1:]):
                 with atomic_write(out / "best.pt", binary=True) as f:
                     torch.save(models.student.state_dict(), f)
+        save(position)
         say(world, f"epoch {epoch + 1}: top-1 {record['top1']:.2f}% top-5 {record['top5']:.2f}% "
                    f"loss {record['train_loss']:.4f} ({record['images_per_s']:.0f} images/s)")
     return RealignResult(out, config.label, log["original"], log["epochs"], position, models.student)
