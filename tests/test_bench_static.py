@@ -99,6 +99,9 @@ def test_subset_figures_against_copy_and_liger(subset_doc) -> None:
         fast = _kernel(run, "elementwise", storage, deep["fast"]["f"])["per_element"]
         precise = _kernel(run, "elementwise", storage, deep["precise"]["f"])["per_element"]
         assert fast["instructions"] < precise["instructions"]  # tanh.approx against libdevice's tanh
+        for layer in ("blocks.2.norm1", "blocks.11.norm2"):  # tanh, sigmoid: horner needs no MUFU
+            horner = _kernel(run, "elementwise", storage, run["layers"][layer]["horner"]["f"])
+            assert horner["mufu"] == horner["calls"] == 0
 
 
 def test_report_reads_the_document(subset_doc, tmp_path) -> None:

@@ -56,6 +56,8 @@ def test_paper_kernel_compiles(compiled_modules, layer, mode, arch) -> None:
     k = compile_elementwise(module, arch=arch, storage="float32", fast_asm=True)
     assert k.stack == 0, f"spills: {k.stack} bytes of stack ({k.registers} registers)"
     assert_vectorized(k, "float32")
+    if mode == "horner":  # no special-function unit: no MUFU, no called slow path of IEEE division
+        assert (k.profile().mufu, k.profile().calls) == (0, 0)
     approx = sum(n.op is Op.TANH_APPROX for n in optimize(layer.ir, mode).root.toposort())
     assert k.count(r"tanh\.approx\.f32") == approx * ELEMENTS_PER_THREAD
 

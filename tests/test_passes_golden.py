@@ -14,10 +14,11 @@ import pytest
 import exprc.passes
 from exprc import parse
 from exprc.ir import Node, Op, clip, parse_ir, print_ir, var, verify
-from exprc.passes import derivative, fold_constants, fuse_clip_tanh, lower_exp, share_exp, simplify
+from exprc.passes import derivative, fold_constants, fuse_clip_tanh, lower_exp, lower_reciprocal, share_exp, simplify
 from exprc.passes.fold_constants import FoldConstants
 from exprc.passes.fuse_clip_tanh import FuseClipTanh
 from exprc.passes.lower_exp import LowerExp
+from exprc.passes.lower_reciprocal import LowerReciprocal
 from exprc.passes.lower_transcendentals import LOWERING_RULES, LowerTranscendentals
 from exprc.passes.pipeline import MODES, PassContext, optimize
 from exprc.passes.ranges import Ranges, format_interval
@@ -28,12 +29,13 @@ from exprc.passes.simplify import Simplify
 PASSES = {
     "fold-constants": FoldConstants(), "simplify": Simplify(), "ranges": Ranges(), "fuse-clip-tanh": FuseClipTanh(),
     **{f"lower-transcendentals/{mode}": LowerTranscendentals(mode) for mode in MODES},
-    "share-exp": ShareExp(), "lower-exp": LowerExp(),
+    "share-exp": ShareExp(), "lower-exp": LowerExp(), "lower-reciprocal": LowerReciprocal(),
 }
 # pass -> the rules its cases must fire, every one (share-exp's single rule is built per call: checked by name)
 TABLES: dict[str, RuleTable] = {
     "fold-constants": fold_constants.RULES, "simplify": simplify.RULES, "fuse-clip-tanh": fuse_clip_tanh.RULES,
     **{f"lower-transcendentals/{mode}": LOWERING_RULES[mode] for mode in MODES}, "lower-exp": lower_exp.RULES,
+    "lower-reciprocal": lower_reciprocal.RULES,
 }
 
 
@@ -312,7 +314,28 @@ CASES = [
          "%28:f32 = const 1.0; %29:f32 = add %27, %28; %30:f32 = mul %29, %11; %31:f32 = add %30, %28; "
          "%32:i32 = cast %6; %33:i32 = const 126; %34:i32 = add %32, %33; %35:i32 = shl %34, 23; "
          "%36:f32 = bitcast %35; %37:f32 = mul %31, %36; %38:f32 = const 2.0; %39:f32 = mul %37, %38; return %39"),
-
+    # tanh's 2/(e^2a + 1): a divisor >= 1 of unbounded range, clamped at 2^125 (and flushed to 0 past it); seed,
+    # three Newton steps
+    case("lower-reciprocal", "divisor-at-least-one",
+         "%0:f32 = input x; %1:f32 = exp %0; %2:f32 = const 1.0; %3:f32 = add %1, %2; %4:f32 = const 2.0; "
+         "%5:f32 = div %4, %3; return %5",
+         "%0:f32 = const 2.0; %1:i32 = const 2129859015; %2:f32 = input x; %3:f32 = exp %2; %4:f32 = const 1.0; "
+         "%5:f32 = add %3, %4; %6:f32 = clip %5, -inf, 4.253529586511731e+37; %7:i32 = bitcast %6; "
+         "%8:i32 = sub %1, %7; %9:f32 = bitcast %8; %10:f32 = mul %6, %9; %11:f32 = sub %4, %10; "
+         "%12:f32 = mul %9, %11; %13:f32 = add %9, %12; %14:f32 = mul %6, %13; %15:f32 = sub %4, %14; "
+         "%16:f32 = mul %13, %15; %17:f32 = add %13, %16; %18:f32 = mul %6, %17; %19:f32 = sub %4, %18; "
+         "%20:f32 = mul %17, %19; %21:f32 = add %17, %20; %22:f32 = inside %5, -inf, 4.253529586511731e+37; "
+         "%23:f32 = mul %21, %22; %24:f32 = mul %0, %23; return %24"),
+    case("lower-reciprocal", "negative-divisor-by-range",  # 1/b = -(1/-b); 1/... is the reciprocal itself
+         "%0:f32 = input x; %1:f32 = clip %0, -3.0, -1.0; %2:f32 = const 1.0; %3:f32 = div %2, %1; return %3",
+         "%0:i32 = const 2129859015; %1:f32 = input x; %2:f32 = clip %1, -3.0, -1.0; %3:f32 = neg %2; "
+         "%4:i32 = bitcast %3; %5:i32 = sub %0, %4; %6:f32 = bitcast %5; %7:f32 = const 1.0; %8:f32 = mul %3, %6; "
+         "%9:f32 = sub %7, %8; %10:f32 = mul %6, %9; %11:f32 = add %6, %10; %12:f32 = mul %3, %11; "
+         "%13:f32 = sub %7, %12; %14:f32 = mul %11, %13; %15:f32 = add %11, %14; %16:f32 = mul %3, %15; "
+         "%17:f32 = sub %7, %16; %18:f32 = mul %15, %17; %19:f32 = add %15, %18; %20:f32 = neg %19; return %20"),
+    case("lower-reciprocal", "divisor-range-spans-zero",  # keeps IEEE division
+         "%0:f32 = input x; %1:f32 = clip %0, -3.0, 1.0; %2:f32 = div %0, %1; return %2",
+         "%0:f32 = input x; %1:f32 = clip %0, -3.0, 1.0; %2:f32 = div %0, %1; return %2"),
 ]
 
 

@@ -39,6 +39,7 @@ WITHIN = "clip(a, lo, hi) -> a   when range(a) within [lo, hi]"
         ("lower-transcendentals", ["sigmoid(a) -> 1/(1 + exp(-a))"]),
         ("simplify", ["neg(a+c) -> neg(a)+(-c)", "c+a -> a+c"]),
         ("share-exp", []),
+        ("lower-reciprocal", ["a/b -> a * reciprocal(b) (b proven in [2^-125, 2^125], or >= 1 clamped there)"]),
         ("lower-exp", ["exp(a) -> horner_exp(a)"]),
         ("fold-constants", []),
     ], id="sigmoid-horner"),
@@ -80,7 +81,7 @@ def test_where_points_at_the_rule_in_its_table() -> None:
                 assert f.name in near or (file == "share_exp.py" and "SHARED" in near), (f, near)
                 files.add(file)
     assert files == {"fold_constants.py", "simplify.py", "fuse_clip_tanh.py", "lower_transcendentals.py",
-                     "share_exp.py", "lower_exp.py", "derivative.py"}
+                     "share_exp.py", "lower_reciprocal.py", "lower_exp.py", "derivative.py"}
 
 
 def test_fired_prints_as_explain_shows_it() -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from .static_cases import ELEMENT_SIZE, Job, sweep
 
 FORMAT = "exprc.static/1"
+CONVERSIONS = ("F2I", "I2F", "FRND", "F2F")  # quarter-rate conversion instructions (not MUFU, but a narrow pipe too)
 DEFAULT_LAYERS = Path(__file__).resolve().parents[2] / "examples" / "vit_b16_paper.json"
 DEFINITIONS = {
     "instructions": "SASS instructions of one thread on the kernel's main path (NOPs and called slow paths left "
@@ -40,6 +41,7 @@ DEFINITIONS = {
                    "over the output tile",
     "loop": "[before, in, after] the K loop (matmuls) or row loop (backward), instructions of one thread",
     "spills": "bytes of stack per thread (cuobjdump STACK): > 0 means register spills",
+    "conversions": "F2I, I2F, FRND and F2F instructions on the main path (16 a clock per SM, like MUFU)",
 }
 
 
@@ -105,6 +107,7 @@ def compile_job(job: Job, liger_ops: str | None) -> dict:
             "precision": job.precision, "registers": k.registers, "spills": k.stack, "num_warps": k.num_warps,
             "elements": k.elements, "instructions": p.main, "mufu": p.mufu, "mufu_ops": p.mufu_ops,
             "calls": p.calls, "cold": p.cold, "loop": [p.before_loop, p.loop_body, p.after_loop],
+            "conversions": sum(p.opcodes.get(op, 0) for op in CONVERSIONS),
             "per_element": {"instructions": round(counted * threads / k.elements, 3),
                             "mufu": round(mufu * threads / k.elements, 3)}}
 

@@ -79,6 +79,6 @@ TORCH_OPS: dict[Op, Inline | Stmt] = {
     Op.EXP_APPROX: expr(lambda a: f"torch.exp({a})"),
     Op.ROUND: expr(lambda a: f"torch.round({a})"),  # round half to even
     Op.CAST: expr_node(lambda a, node: f"{a}.to({'torch.int32' if node.dtype is I32 else 'torch.float32'})"),
-    Op.BITCAST: expr(lambda a: f"{a}.view(torch.float32)"),
+    Op.BITCAST: expr_node(lambda a, node: f"{a}.view({'torch.int32' if node.dtype is I32 else 'torch.float32'})"),
     Op.SHL: expr_node(lambda a, node: f"torch.bitwise_left_shift({a}, {int(node.arg)})"),
 }

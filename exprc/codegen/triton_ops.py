@@ -121,6 +121,6 @@ TRITON_OPS: dict[Op, Inline | Stmt] = {
     Op.EXP_APPROX: expr(lambda a: f"tl.exp({a})"),  # ex2.approx.f32 of a*log2(e) on NVIDIA
     Op.ROUND: expr(lambda a: f"libdevice.rint({a})"),  # round half to even
     Op.CAST: Stmt(_cast),
-    Op.BITCAST: expr(lambda a: f"{a}.to(tl.float32, bitcast=True)"),
+    Op.BITCAST: expr_node(lambda a, node: f"{a}.to({'tl.int32' if node.dtype is I32 else 'tl.float32'}, bitcast=True)"),
     Op.SHL: expr_node(lambda a, node: f"{a} << {int(node.arg)}"),
 }

@@ -41,6 +41,8 @@ def _sign(a: np.ndarray, n: Node, ft: type) -> np.ndarray:
 
 
 def _bitcast(a: np.ndarray, n: Node, ft: type) -> np.ndarray:
+    if n.dtype is I32:  # the bits of the f32 value (a computed in float64 is rounded to f32 first)
+        return np.array(a, dtype=np.float32).view(np.int32)
     return np.array(a, dtype=np.int32).view(np.float32).astype(ft)
 
 

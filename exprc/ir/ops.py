@@ -34,7 +34,7 @@ class Op(Enum):
     EXP_APPROX = auto()  # hardware exp (ex2.approx.f32 after *log2e), `fast` mode
     ROUND = auto()  # round half to even, f32 -> f32 (plain arithmetic in codegen)
     CAST = auto()  # value conversion; dtype says the target (f32 <-> i32)
-    BITCAST = auto()  # reinterpret bits; dtype says the target (i32 -> f32)
+    BITCAST = auto()  # reinterpret bits; dtype says the target (i32 <-> f32)
     SHL = auto()  # i32 << arg (int)
 
 

@@ -27,7 +27,7 @@ SIGNATURES: dict[Op, frozenset[tuple[DType, tuple[DType, ...]]]] = {
     **{op: frozenset({(F32, (F32, F32)), (I32, (I32, I32))}) for op in (Op.ADD, Op.SUB, Op.MUL)},
     **{op: frozenset({(F32, (F32,) * arity(op))}) for op in _F32_OPS},
     Op.CAST: frozenset({(I32, (F32,)), (F32, (I32,))}),  # value conversion between f32 and i32
-    Op.BITCAST: frozenset({(F32, (I32,))}),  # reinterprets i32 bits as f32
+    Op.BITCAST: frozenset({(F32, (I32,)), (I32, (F32,))}),  # reinterprets i32 bits as f32 and back
     Op.SHL: frozenset({(I32, (I32,))}),
 }
 

@@ -1,7 +1,8 @@
 """The optimization pipeline: a list of passes, run in order, the IR verified after each.
 
     fold-constants, simplify, ranges, fuse-clip-tanh, simplify,            optimization_passes(): mode-independent
-    lower-transcendentals(mode), simplify, share-exp, lower-exp (horner only), fold-constants    lowering_passes(mode)
+    lower-transcendentals(mode), simplify, share-exp,                      lowering_passes(mode)
+        lower-reciprocal, lower-exp (horner only), fold-constants
 
 The derivative f' (for backward kernels) starts from the forward IR after `optimization_passes()` (before lowering;
 `PipelineResult.optimized`), and is optimized and lowered by the very same passes in the same mode:
@@ -28,6 +29,7 @@ from .derivative import Derivative
 from .fold_constants import FoldConstants
 from .fuse_clip_tanh import FuseClipTanh
 from .lower_exp import LowerExp
+from .lower_reciprocal import LowerReciprocal
 from .lower_transcendentals import LowerTranscendentals
 from .ranges import Ranges
 from .rewrite import Fired
@@ -93,7 +95,7 @@ def lowering_passes(mode: str) -> tuple[Pass, ...]:
         raise ExprcError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
     lowering: tuple[Pass, ...] = (LowerTranscendentals(mode), Simplify(), ShareExp())
     if mode == "horner":
-        lowering += (LowerExp(),)
+        lowering += (LowerReciprocal(), LowerExp())
     return lowering + (FoldConstants(),)
 
 
