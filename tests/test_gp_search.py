@@ -1,7 +1,6 @@
 """The Kozax search on CPU, kept short: one compiled engine (population 40, 2,000 points) serves every test.
 
-Building and compiling the engine is most of this file's time (about a minute on a 2-core machine); the searches
-themselves take seconds.
+Building and compiling the engine is most of this file's time; the searches themselves take seconds.
 """
 
 from __future__ import annotations
@@ -18,10 +17,12 @@ pytest.importorskip("kozax")
 import exprc  # noqa: E402
 from exprc.cli import main  # noqa: E402
 from exprc.gp import runner  # noqa: E402
+from exprc.gp.executors import execute  # noqa: E402
 from exprc.gp.mappings import LayerMapping, Mappings, save_mappings  # noqa: E402
 from exprc.gp.pareto import select  # noqa: E402
-from exprc.gp.search import SearchConfig, SeedResult, _engine, run_search  # noqa: E402
-from exprc.gp.tree_eval import check_against_kozax  # noqa: E402
+from exprc.gp.kozax_engine import engine_for  # noqa: E402
+from exprc.gp.search import SearchConfig, SeedResult, run_search  # noqa: E402
+from exprc.gp.tree_eval import check_against_kozax, make_tree_evaluator  # noqa: E402
 from exprc.ir import evaluate  # noqa: E402
 
 POPULATION = 40
@@ -33,9 +34,11 @@ def _target(x):
     return 2.5 * np.tanh(x) + 0.2
 
 
-def test_fast_evaluator_matches_kozax_and_exprc():
-    engine = _engine(CONFIG)
-    gp, evaluate_tree = engine.gp, engine.fitness.evaluate
+@pytest.mark.parametrize("which", ["occupied rows (engine exprc)", "20-row scan (engine legacy)"])
+def test_evaluators_match_kozax_and_exprc(which):
+    engine = engine_for(CONFIG)
+    gp = engine.gp
+    evaluate_tree = engine.tree_functions.predict if "exprc" in which else make_tree_evaluator(gp, CONFIG.clip)
     population = gp.initialize_population(jax.random.PRNGKey(3))
     xs = np.linspace(-8, 8, 257)
     check_against_kozax(gp, evaluate_tree, population, xs)  # raises on any disagreement
@@ -143,7 +146,7 @@ def test_parallel_workers_report_progress_and_results(tmp_path):
     plan = runner.EvolvePlan(npz, mappings, mappings.names(), [1, 2], SearchConfig(population=4, generations=3),
                              "val", tmp_path / "out.json", jobs=2)
     ticks, results = [], []
-    runner._execute([("norm", 1), ("norm", 2), ("blocks.0.norm1", 1)], plan, ticks.append,
-                    lambda layer, r: results.append((layer, r.seed, r.front[0]["expr"])), task=_fake_task)
+    execute([("norm", 1), ("norm", 2), ("blocks.0.norm1", 1)], plan, ticks.append,
+            lambda layer, r: results.append((layer, r.seed, r.front[0]["expr"])), task=_fake_task)
     assert sum(ticks) == 9
     assert sorted(results) == [("blocks.0.norm1", 1, "1*x"), ("norm", 1, "1*x"), ("norm", 2, "2*x")]

@@ -8,12 +8,10 @@ done; with other data or settings it stops rather than mixing results.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
-import multiprocessing
-import os
 import sys
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -21,7 +19,8 @@ from typing import Callable
 from ..errors import ExprcError
 from .layer_results import finalize_layer, fronts_of, layers_document, read_document, write_json_atomic
 from .mappings import Mappings
-from .search import SearchConfig, SeedResult, run_search
+from .executors import execute
+from .search import SearchConfig, SeedResult
 
 
 @dataclass
@@ -34,6 +33,9 @@ class EvolvePlan:
     select: str  # "val" or "knee"
     output: Path
     jobs: int
+    device: str = "cpu"  # "cpu" or "gpu"
+    batch: int = 1  # searches vmapped together (the batched layout when > 1)
+    shard: tuple[int, int] | None = None  # (i, n): only every n-th search from the i-th (a scheduler's array task)
 
 
 def file_sha256(path: Path) -> str:
@@ -52,7 +54,7 @@ class _Results:
         self.meta = {"config": plan.config.as_json(), "mappings": str(plan.mappings_path),
                      "mappings_sha256": file_sha256(plan.mappings_path),
                      "points": sorted({len(plan.mappings.layers[n].x) for n in plan.layers}), "select": plan.select}
-        self.partial_path = plan.output.with_name(plan.output.name + ".partial.jsonl")
+        self.partial_path = partial_path(plan.output, plan.shard)
         self.entries: dict[str, dict] = {}
         self.fronts: dict[str, dict[int, list[dict]]] = {}
         self.seconds: dict[str, dict[int, float]] = {}
@@ -73,19 +75,22 @@ class _Results:
                 self.entries[name] = entry
                 self.fronts[name] = fronts_of(entry)
                 self.seconds[name] = {s["seed"]: s.get("seconds") for s in entry.get("seeds", [])}
-        if self.partial_path.exists():
-            for line in self.partial_path.read_text().splitlines():
+        for path in partial_paths(self.plan.output):
+            for line in path.read_text().splitlines():
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line cut short by a kill
-                self._same_run(rec, self.partial_path)
+                self._same_run(rec, path)
                 self.fronts.setdefault(rec["layer"], {})[rec["seed"]] = rec["front"]
                 self.seconds.setdefault(rec["layer"], {})[rec["seed"]] = rec["seconds"]
 
     def todo(self) -> list[tuple[str, int]]:
-        return [(name, seed) for name in self.plan.layers for seed in self.plan.seeds
-                if seed not in self.fronts.get(name, {})]
+        every = [(name, seed) for name in self.plan.layers for seed in self.plan.seeds]
+        if self.plan.shard is not None:  # a fixed share of the whole list, whatever is done already
+            i, n = self.plan.shard
+            every = every[i::n]
+        return [(name, seed) for name, seed in every if seed not in self.fronts.get(name, {})]
 
     def add(self, layer: str, result: SeedResult) -> None:
         record = {"layer": layer, "seed": result.seed, "front": result.front, "seconds": result.seconds,
@@ -120,8 +125,20 @@ class _Results:
         return doc
 
     def finish(self) -> None:
-        if not self.todo():
-            self.partial_path.unlink(missing_ok=True)
+        if self.plan.shard is None and not self.todo():
+            for path in partial_paths(self.plan.output):
+                path.unlink(missing_ok=True)
+
+
+def partial_path(output: Path, shard: tuple[int, int] | None) -> Path:
+    """Where finished searches are appended: one file, or one per array task (appends to one file from many
+    machines are not safe on network file systems)."""
+    tag = "" if shard is None else f".{shard[0]}of{shard[1]}"
+    return output.with_name(f"{output.name}.partial{tag}.jsonl")
+
+
+def partial_paths(output: Path) -> list[Path]:
+    return sorted(output.parent.glob(f"{glob.escape(output.name)}.partial*.jsonl"))
 
 
 def evolve(plan: EvolvePlan, progress: bool = True, log: Callable[[str], None] | None = None) -> dict:
@@ -136,69 +153,25 @@ def evolve(plan: EvolvePlan, progress: bool = True, log: Callable[[str], None] |
     for name in plan.layers:  # choose again from stored fronts: --select may have changed
         if results.layer_complete(name):
             results.finalize(name)
-    doc = results.write()
+    doc = results.write() if plan.shard is None else {}  # array tasks leave OUTPUT to the final plain run
     tasks = results.todo()
-    skipped = len(plan.layers) * len(plan.seeds) - len(tasks)
-    if skipped:
-        log(f"resuming {plan.output}: {skipped} of {len(plan.layers) * len(plan.seeds)} searches already done")
+    share = len(plan.layers) * len(plan.seeds)
+    if plan.shard is not None:
+        share = len(range(plan.shard[0], share, plan.shard[1]))
+        log(f"array task {plan.shard[0]} of {plan.shard[1]}: {share} search(es), {len(tasks)} to do")
+    elif share > len(tasks):
+        log(f"resuming {plan.output}: {share - len(tasks)} of {share} searches already done")
     with tqdm(total=len(tasks) * plan.config.generations, desc="evolve", unit="gen", file=sys.stderr,
               disable=not progress or None, dynamic_ncols=True) as bar:
         def on_result(layer: str, result: SeedResult) -> None:
             nonlocal doc
             results.add(layer, result)
-            if results.layer_complete(layer):
+            if plan.shard is None and results.layer_complete(layer):
                 entry = results.finalize(layer)
                 doc = results.write()
                 bar.write(f"{layer}: {entry['expr']}  (val fitness {entry['val_fitness']:.4g}, "
                           f"R2 {entry['r2']:.4f}; DyT R2 {entry['dyt']['r2']:.4f})", file=sys.stderr)
 
-        _execute(tasks, plan, bar.update, on_result)
+        execute(tasks, plan, bar.update, on_result)
     results.finish()
     return doc
-
-
-def _execute(tasks: list[tuple[str, int]], plan: EvolvePlan, tick: Callable[[int], None],
-             on_result: Callable[[str, SeedResult], None], task: Callable | None = None) -> None:
-    """Run `tasks`; `task(x, y, config, seed, ticks)` runs one in a worker (a module-level function)."""
-    if not tasks:
-        return
-    jobs = max(1, min(plan.jobs, len(tasks)))
-    if jobs == 1:  # in this process: simplest to debug, and the compiled engine is reused across tasks
-        for layer, seed in tasks:
-            m = plan.mappings.layers[layer]
-            on_result(layer, run_search(m.x, m.y, plan.config, seed, progress=tick))
-        return
-    ctx = multiprocessing.get_context("spawn")  # JAX must not be forked
-    with ctx.Manager() as manager, ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        ticks = manager.Queue()
-        futures = {}
-        for layer, seed in tasks:
-            m = plan.mappings.layers[layer]
-            futures[pool.submit(task or _search_task, m.x, m.y, plan.config, seed, ticks)] = layer
-        pending = set(futures)
-        try:
-            while pending:
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                _drain(ticks, tick)
-                for fut in done:
-                    on_result(futures[fut], fut.result())
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
-
-
-def _drain(queue, tick: Callable[[int], None]) -> None:
-    import queue as queue_module
-
-    while True:
-        try:
-            tick(queue.get_nowait())
-        except queue_module.Empty:
-            return
-
-
-def _search_task(x, y, config: SearchConfig, seed: int, ticks) -> SeedResult:
-    """One search in a worker process; reports each finished generation on `ticks`."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return run_search(x, y, config, seed, progress=ticks.put)

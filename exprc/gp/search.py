@@ -9,8 +9,6 @@ keep their full float32 precision (its printed Pareto front rounds them to 3 dig
 
 from __future__ import annotations
 
-import contextlib
-import io
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -21,14 +19,12 @@ from ..errors import ExprcError
 from ..frontend.parse import parse
 from ..ir import count_nodes, evaluate
 from .expr_text import tidy_expression
-from .kozax_fitness import chunked_data, composite_fitness, row_data
+from .kozax_engine import ENGINES, engine_for
 from .metrics import GAMMA, anchor, score
-from .operators import COMPLEXITY_MEASURES, kozax_operator_list
-from .pareto import ParetoArchive
-from .tree_eval import check_against_kozax, make_tree_evaluator
+from .operators import COMPLEXITY_MEASURES
+from .search_loop import run_lockstep
 
 
-EVALUATORS = ("fast", "kozax")
 
 
 @dataclass(frozen=True)
@@ -45,7 +41,9 @@ class SearchConfig:
     clip: tuple[float, float] = (-5.0, 5.0)
     tournament: int = 7
     split_seed: int = 0  # the train/validation split is the same for every search seed
-    evaluator: str = "fast"  # "fast" (tree_eval.py, vectorized over points) or "kozax" (Kozax's own)
+    engine: str = "exprc"  # exprc (occupied rows, hand-written gradient), legacy (20-row scan) or kozax (Kozax's)
+    constant_points: int | None = None  # None: constant steps on all training points; N: on N drawn per generation
+    polish_steps: int | None = None  # Adam steps on the final front's constants (None: 100 for engine exprc, else 0)
 
     def __post_init__(self):
         if self.population < 2 or self.population % 2:
@@ -56,8 +54,14 @@ class SearchConfig:
             raise ExprcError(f"validation fraction must be in (0, 1), found {self.val_fraction}")
         if self.complexity not in COMPLEXITY_MEASURES:
             raise ExprcError(f"complexity must be one of {', '.join(COMPLEXITY_MEASURES)}, found {self.complexity!r}")
-        if self.evaluator not in EVALUATORS:
-            raise ExprcError(f"evaluator must be one of {', '.join(EVALUATORS)}, found {self.evaluator!r}")
+        if self.engine not in ENGINES:
+            raise ExprcError(f"engine must be one of {', '.join(ENGINES)}, found {self.engine!r}")
+        if self.constant_points is not None and (self.constant_points < 1 or self.engine != "exprc"):
+            raise ExprcError("constant points must be a positive number, and only engine exprc subsamples")
+        if self.polish_steps is None:
+            object.__setattr__(self, "polish_steps", 100 if self.engine == "exprc" else 0)
+        if self.polish_steps < 0 or (self.polish_steps and self.engine != "exprc"):
+            raise ExprcError("polish steps must be >= 0, and only engine exprc polishes")
 
     def as_json(self) -> dict:
         d = asdict(self)
@@ -85,106 +89,49 @@ def split_train_val(n: int, val_fraction: float, split_seed: int) -> tuple[np.nd
     return perm[n_val:], perm[:n_val]
 
 
-class _Engine:
-    """A Kozax GeneticProgramming object for one configuration, compiled once and reused for many runs."""
-
-    def __init__(self, config: SearchConfig):
-        with contextlib.redirect_stdout(io.StringIO()):  # Kozax prints its devices and data layout
-            import jax
-            import jax.numpy as jnp
-            from kozax.genetic_programming import GeneticProgramming
-
-        self.fitness = composite_fitness(config.gamma)
-        archive_holder = self
-
-        class Search(GeneticProgramming):
-            """Kozax's GP with two of its steps made cheaper on a CPU, its results unchanged."""
-
-            def update_pareto_front(self, fitness, population):
-                # Kozax sorts eagerly with data-dependent shapes, recompiling each generation; numpy instead
-                archive_holder.record(fitness, population)
-
-            def evolve_population(self, populations, fitness, key):
-                # Kozax runs the NSGA-II ranking and a migration `cond` eagerly, recompiling the `cond` each
-                # generation (a second or more); compiled whole once here. The generation counter it reads
-                # only times migration between sub-populations, and there is one population.
-                if self._compiled_evolve is None:
-                    self._compiled_evolve = jax.jit(super().evolve_population)
-                return self._compiled_evolve(populations, fitness, key)
-
-            _compiled_evolve = None
-
-        with contextlib.redirect_stdout(io.StringIO()):
-            self.gp = Search(
-                num_generations=config.generations,
-                population_size=config.population,
-                fitness_function=self.fitness,
-                operator_list=kozax_operator_list(config.clip, config.complexity),
-                variable_list=[["x"]],
-                max_init_depth=config.init_depth,
-                max_nodes=config.max_nodes,
-                tournament_size=min(config.tournament, config.population),
-                complexity_objective=True,
-                constant_optimization=config.constant_steps > 0,
-                constant_optimization_steps=max(config.constant_steps, 1),
-                optimize_constants_elite=config.constant_elite,
-                device_type="cpu" if jax.default_backend() == "cpu" else "gpu",
-            )
-        if config.evaluator == "fast":  # Kozax traces the fitness function lazily, at the first evaluation
-            self.fitness.evaluate = make_tree_evaluator(self.gp, config.clip)
-        self.checked = config.evaluator != "fast"
-        self.flops_table = np.asarray(self.gp.operator_flops)
-        self.archive: ParetoArchive | None = None
-        self.jnp, self.random = jnp, jax.random
-
-    def record(self, fitness, population) -> None:
-        trees = np.asarray(population)
-        complexity = self.flops_table[trees[:, :, :, 0].astype(int)].sum(axis=(1, 2))
-        self.archive.add(np.asarray(fitness), complexity, trees)
-
-    def run(self, x: np.ndarray, y: np.ndarray, delta: float, seed: int, generations: int,
-            progress: Callable[[int], None] | None = None) -> list[tuple[float, float, str]]:
-        """Evolve; (complexity, train fitness, raw text) of the final front."""
-        jnp, jr = self.jnp, self.random
-        data = (chunked_data if self.fitness.evaluate else row_data)(x, y, delta)
-        self.archive = ParetoArchive(float(self.gp.max_fitness))
-        self.gp.reset()
-        key, init_key = jr.split(jr.PRNGKey(seed))
-        population = self.gp.initialize_population(init_key)
-        if not self.checked:
-            check_against_kozax(self.gp, self.fitness.evaluate, population, np.linspace(-2 * delta, 2 * delta, 101))
-            self.checked = True
-        for g in range(generations):
-            key, eval_key, evolve_key = jr.split(key, 3)
-            fitness, population = self.gp.evaluate_population(population, data, eval_key)
-            if g < generations - 1:
-                population = self.gp.evolve_population(population, fitness, evolve_key)
-            if progress is not None:
-                progress(1)
-        front = [(c, f, self.gp.tree_to_string(jnp.asarray(tree[0]))) for c, f, tree in self.archive.front()]
-        self.archive = None
-        return front
-
-
-_ENGINES: dict[tuple, _Engine] = {}  # per process: building and compiling an engine takes a minute
-
-
-def _engine(config: SearchConfig) -> _Engine:
-    ignored = ("generations", "val_fraction", "split_seed")  # not part of what the engine compiles
-    key = tuple((k, repr(v)) for k, v in sorted(config.as_json().items()) if k not in ignored)
-    if key not in _ENGINES:
-        _ENGINES[key] = _Engine(config)
-    return _ENGINES[key]
+def _problem(x: np.ndarray, y: np.ndarray, config: SearchConfig):
+    x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+    train, val = split_train_val(len(x), config.val_fraction, config.split_seed)
+    return x, y, train, val, anchor(x[train])
 
 
 def run_search(x: np.ndarray, y: np.ndarray, config: SearchConfig, seed: int,
-               progress: Callable[[int], None] | None = None) -> SeedResult:
-    """Evolve expressions for the mapping (x, y) with one seed; score the whole front on the validation split."""
+               progress: Callable[[int], None] | None = None, devices: int = 1) -> SeedResult:
+    """Evolve expressions for the mapping (x, y) with one seed; score the whole front on the validation split.
+    `devices`: how many local (host) devices the search's trees are spread over."""
+    return run_searches([(x, y)], config, [seed], progress, devices=devices)[0]
+
+
+def run_searches(mappings: list[tuple[np.ndarray, np.ndarray]], config: SearchConfig, seeds: list[int],
+                 progress: Callable[[int], None] | None = None, batched: bool = False,
+                 devices: int = 1) -> list[SeedResult]:
+    """One search per (mapping, seed) pair, one after another or (`batched`, engine exprc) all at once."""
     start = time.perf_counter()
-    x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
-    train, val = split_train_val(len(x), config.val_fraction, config.split_seed)
-    delta = anchor(x[train])
-    front = _engine(config).run(x[train], y[train], delta, seed, config.generations, progress)
+    problems = [_problem(x, y, config) for x, y in mappings]
+    if config.engine != "exprc":
+        if batched:
+            raise ExprcError(f"only engine exprc runs searches batched, not {config.engine}")
+        results = []
+        for (x, y, train, val, delta), seed in zip(problems, seeds, strict=True):
+            engine = engine_for(config)
+            front = engine.run_legacy(x[train], y[train], delta, seed, config.generations, progress)
+            results.append(_result(front, x, y, train, val, delta, config, seed, time.perf_counter() - start))
+            start = time.perf_counter()
+        return results
+    engine = engine_for(config)
+    inputs = [(x[train], y[train], delta) for x, y, train, _, delta in problems]
+    if batched:
+        fronts = run_lockstep(engine, config, inputs, seeds, True, progress)
+    else:
+        fronts = [run_lockstep(engine, config, [p], [s], False, progress, devices)[0]
+                  for p, s in zip(inputs, seeds, strict=True)]
+    seconds = (time.perf_counter() - start) / len(seeds)  # a batch's time, shared by its searches
+    return [_result(front, x, y, train, val, delta, config, seed, seconds)
+            for front, (x, y, train, val, delta), seed in zip(fronts, problems, seeds, strict=True)]
+
+
+def _result(front, x, y, train, val, delta, config: SearchConfig, seed: int, seconds: float) -> SeedResult:
+    """The front scored in float64 on the training and validation points."""
     members, unparsed = [], []
     for complexity, kozax_fitness, raw in front:
         try:
@@ -203,4 +150,4 @@ def run_search(x: np.ndarray, y: np.ndarray, config: SearchConfig, seed: int,
             "train_fitness": tr.fitness, "val_fitness": va.fitness, "kozax_fitness": kozax_fitness,
             "mse": va.mse, "r2": va.r2, "seed": seed,
         })
-    return SeedResult(seed, members, delta, time.perf_counter() - start, unparsed)
+    return SeedResult(seed, members, delta, seconds, unparsed)

@@ -1,4 +1,7 @@
-"""A faster evaluator of Kozax trees for single-input symbolic regression, vectorized over the data points.
+"""The legacy engine's evaluator of Kozax trees (a scan over all 20 rows), vectorized over the data points.
+
+Engine `exprc` uses tree_grad.py instead (occupied rows only, a hand-written gradient); this one stays for
+`--engine legacy`, the comparison with the previous engine.
 
 Kozax's own evaluator maps a whole-tree interpreter over the points, carrying the tree through a loop for each
 point, and its reverse pass (constant optimization) stores that carry per node and point. Here a scan over the
@@ -79,5 +82,5 @@ def check_against_kozax(gp, evaluate, population, x: np.ndarray, tol: float = 1e
     ours, theirs = np.asarray(ours), np.asarray(theirs)
     ok = np.isclose(ours, theirs, rtol=tol, atol=tol) | (~np.isfinite(theirs) & ~np.isfinite(ours))
     if not ok.all():
-        raise ExprcError("the fast tree evaluator disagrees with Kozax's (has Kozax's tree layout changed?); "
-                         "run with --evaluator kozax")
+        raise ExprcError("exprc's tree evaluator disagrees with Kozax's (has Kozax's tree layout changed? exprc was "
+                         "written against kozax 0.1.5); run with --engine kozax")
