@@ -79,7 +79,8 @@ class Engine:
         if config.engine == "legacy":  # Kozax traces the fitness function lazily, at the first evaluation
             self.fitness.evaluate = make_tree_evaluator(self.gp, config.clip)
         self.tree_functions = make_tree_functions(self.gp, config.clip)
-        self._evaluators: dict[tuple[str, int], Callable] = {}
+        self._evaluators: dict[tuple, Callable] = {}
+        self.compiled: dict[tuple, tuple] = {}  # search_loop.py's compiled generation steps
         self.checked = config.engine == "kozax"
         self.flops_table = np.asarray(self.gp.operator_flops)
         self.jnp, self.random = jax.numpy, jax.random

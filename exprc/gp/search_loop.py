@@ -38,6 +38,26 @@ def _per_search(fn, batched: bool):
     return jax.jit(single)
 
 
+def _step_functions(engine, evaluate_trees, batched: bool):
+    """The compiled steps of a generation, made once per engine and kind (jit caches by function object: new
+    closures for every search would trace Kozax's evolution step again, seconds each time)."""
+    import jax
+
+    key = ("steps", id(evaluate_trees), batched)
+    cache = engine.compiled
+    if key not in cache:
+        def evaluate(population, data, key):  # population (1, P, 1, R, 4): Kozax's (islands, size, trees, rows, 4)
+            fitness, trees = evaluate_trees(population[0, :, 0], data, key)
+            return fitness[None, :, None], trees[None, :, None]
+
+        def evolve(population, fitness, key):
+            return engine.evolve_step(engine.gp, population, fitness, key)
+
+        split3 = jax.jit(jax.vmap(lambda k: jax.random.split(k, 3)))
+        cache[key] = (_per_search(evaluate, batched), _per_search(evolve, batched), split3)
+    return cache[key]
+
+
 def run_lockstep(engine, config, problems: list[tuple[np.ndarray, np.ndarray, float]], seeds: list[int],
                  batched: bool = False, progress: Callable[[int], None] | None = None,
                  devices: int = 1) -> list[Front]:
@@ -67,15 +87,7 @@ def run_lockstep(engine, config, problems: list[tuple[np.ndarray, np.ndarray, fl
     keys, populations = jnp.stack(keys), jnp.stack(populations)
     archives = [ParetoArchive(float(gp.max_fitness)) for _ in seeds]
 
-    def evaluate(population, data, key):  # population (1, P, 1, R, 4): Kozax's (islands, size, trees, rows, 4)
-        fitness, trees = evaluate_trees(population[0, :, 0], data, key)
-        return fitness[None, :, None], trees[None, :, None]
-
-    def evolve(population, fitness, key):
-        return engine.evolve_step(gp, population, fitness, key)
-
-    split3 = jax.jit(jax.vmap(lambda k: jax.random.split(k, 3)))
-    evaluate_all, evolve_all = _per_search(evaluate, batched), _per_search(evolve, batched)
+    evaluate_all, evolve_all, split3 = _step_functions(engine, evaluate_trees, batched)
     for g in range(generations):
         keys, eval_keys, evolve_keys = (a for a in jnp.moveaxis(split3(keys), 1, 0))
         fitness, populations = evaluate_all(populations, data, eval_keys)
