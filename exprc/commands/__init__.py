@@ -5,4 +5,4 @@ Each module defines HELP (one line), DESCRIPTION (for `exprc CMD --help`), `add_
 `exprc --help` stays fast and works without the optional extras.
 """
 
-COMMANDS = ("compile", "check", "cost", "explain", "bench", "extract", "evolve", "plot", "realign")
+COMMANDS = ("compile", "check", "cost", "explain", "bench", "extract", "evolve", "plot", "realign", "digits")

@@ -1,0 +1,1 @@
+"""Small data sets that ship inside packages, for examples and tests (no download)."""
