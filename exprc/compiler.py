@@ -4,7 +4,8 @@ This is the only module that parses, optimizes and generates. Everything that ne
 CLI (`compile`, `check`, `cost`, `explain`), `exprc.load`, `ExprNorm`, the fused modules and `patch_timm`.
 
     compile_expr(text | ir, mode)      -> CompiledExpr: IR, the IR after every pass, its derivative, generated
-                                          source, cost
+                                          source, cost; mode "auto" (the default): the lowering of each storage
+                                          dtype chosen by error budget (`passes/auto_lowering.py`)
     compile_layers(layer_set, mode)    -> Artifact: one CompiledExpr per distinct expression, a plan per layer
     write_package(artifact, out_dir)   -> the kernels directory (see `codegen/package_writer.py`)
     expression_module(compiled)        -> the generated module, imported (written into the kernel cache first)
@@ -31,7 +32,12 @@ from .frontend.functions import DEFAULT_CLIP
 from .frontend.layer_set import LayerSet
 from .frontend.parse import parse
 from .ir import Node, print_ir
+from .passes.auto_lowering import AutoChoice
+from .passes.auto_lowering import choose as choose_lowering
 from .passes.pipeline import MODES, PipelineResult, optimize, optimize_derivative
+
+DEFAULT_MODE = "auto"
+ALL_MODES = ("auto",) + MODES
 
 
 @dataclass(frozen=True)
@@ -44,10 +50,17 @@ class CompiledExpr:
     grad: PipelineResult  # the derivative f', from `result.optimized`, after every pass; `.root` is lowered
     sources: tuple[str, ...]  # the expression text(s) that compile to this (empty when given as IR)
     cost: dict[str, int] = field(compare=False)  # flops_paper, flops_optimized, flops_code, flops_grad
+    auto: AutoChoice | None = field(default=None, compare=False)  # auto mode: each storage dtype's lowering, why
+    # auto mode: storage dtype -> the lowered forward IR where it differs from `result.root` (f32's lowering)
+    storage_roots: tuple[tuple[str, Node], ...] = ()
 
     @property
     def mode(self) -> str:
-        return self.result.mode
+        return "auto" if self.auto is not None else self.result.mode
+
+    def root_for(self, storage: str) -> Node:
+        """The lowered forward IR a kernel storing `storage` ("float32", "bfloat16", "float16") runs."""
+        return dict(self.storage_roots).get(storage, self.root)
 
     @property
     def root(self) -> Node:
@@ -63,24 +76,32 @@ class CompiledExpr:
 
     def source(self) -> str:
         """The generated module's Python source."""
+        short = {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}
+        other = {s: m for s, m in (self.auto.modes().items() if self.auto else ()) if m != self.result.mode}
+        note = " (" + ", ".join(f"{short[s]}: {m}" for s, m in other.items()) + ")" if other else ""
         return generate_module_source(self.key, self.root, grad_root=self.grad.root, optimized=self.result.optimized,
-                                      expressions=self.sources, mode=self.mode, cost=self.cost)
+                                      expressions=self.sources, mode=self.mode, cost=self.cost,
+                                      storage_roots=dict(self.storage_roots), mode_note=note)
 
 
 _COMPILED: dict[tuple, CompiledExpr] = {}
 
 
-def expression_key(root: Node, grad: Node, mode: str) -> str:
-    """The name of the module of the lowered IR `root` and its lowered derivative `grad` in `mode`."""
-    text = f"{mode}\n{print_ir(root)}\n{print_ir(grad)}"
+def expression_key(root: Node, grad: Node, mode: str, storage_roots: tuple[tuple[str, Node], ...] = ()) -> str:
+    """The name of the module of the lowered IR `root` and its lowered derivative `grad` in `mode` (and auto mode's
+    per-storage forward IRs)."""
+    text = f"{mode}\n{print_ir(root)}\n{print_ir(grad)}" + "".join(f"\n{s}\n{print_ir(r)}" for s, r in storage_roots)
     return FILE_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def compile_expr(expr: str | Node, mode: str = "precise", *, clip: tuple[float, float] = DEFAULT_CLIP,
+def compile_expr(expr: str | Node, mode: str = DEFAULT_MODE, *, clip: tuple[float, float] = DEFAULT_CLIP,
                  trace: bool = False) -> CompiledExpr:
-    """Parse (text), optimize and lower `expr` in `mode`. Cached per (expression, mode, clip) unless traced."""
-    if mode not in MODES:
-        raise ExprcError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
+    """Parse (text), optimize and lower `expr` in `mode`. Cached per (expression, mode, clip) unless traced.
+
+    auto: f32 storage is lowered precisely (no cheaper lowering can be proven within f32's budget), each 16-bit
+    storage dtype by the cheapest lowering proven within its budget (`AutoChoice`, `CompiledExpr.auto`)."""
+    if mode not in ALL_MODES:
+        raise ExprcError(f"unknown mode {mode!r}: expected one of {', '.join(ALL_MODES)}")
     if isinstance(expr, str):
         cache_key = ("text", expr, mode, tuple(clip))
     elif isinstance(expr, Node):
@@ -90,12 +111,19 @@ def compile_expr(expr: str | Node, mode: str = "precise", *, clip: tuple[float, 
     if not trace and cache_key in _COMPILED:
         return _COMPILED[cache_key]
     ir = parse(expr, tuple(clip)) if isinstance(expr, str) else expr
-    result = optimize(ir, mode, trace=trace)
-    grad = optimize_derivative(result.optimized, mode, trace=trace)
+    auto, storage_roots = None, ()
+    if mode == "auto":
+        auto = choose_lowering(optimize(ir, "precise").optimized)
+        result = optimize(ir, auto.mode("float32"), trace=trace)
+        storage_roots = tuple((s, root) for s in ("bfloat16", "float16")
+                              if (root := optimize(ir, auto.mode(s)).root) is not result.root)
+    else:
+        result = optimize(ir, mode, trace=trace)
+    grad = optimize_derivative(result.optimized, result.mode, trace=trace)
     cost = {"flops_paper": flops_paper(ir), "flops_optimized": flops_optimized(ir),
             "flops_code": dag_flops(result.root), "flops_grad": dag_flops(grad.root)}
-    compiled = CompiledExpr(expression_key(result.root, grad.root, mode), ir, result, grad,
-                            (expr,) if isinstance(expr, str) else (), cost)
+    compiled = CompiledExpr(expression_key(result.root, grad.root, mode, storage_roots), ir, result, grad,
+                            (expr,) if isinstance(expr, str) else (), cost, auto, storage_roots)
     if not trace:
         _COMPILED[cache_key] = compiled
     return compiled
@@ -127,7 +155,7 @@ class Artifact:
         raise KeyError(name)
 
 
-def compile_layers(layer_set: LayerSet, mode: str = "precise", context: ViTContext | None = None) -> Artifact:
+def compile_layers(layer_set: LayerSet, mode: str = DEFAULT_MODE, context: ViTContext | None = None) -> Artifact:
     """Compile every layer of `layer_set` and plan where each runs (`context`: the model around the norms;
     default ViT-B/16 widths)."""
     context = context or ViTContext()
@@ -149,7 +177,7 @@ def compile_layers(layer_set: LayerSet, mode: str = "precise", context: ViTConte
     return Artifact(layer_set, mode, context, layers, kernels)
 
 
-def build_package(layers: Artifact | LayerSet, mode: str = "precise") -> dict[str, bytes]:
+def build_package(layers: Artifact | LayerSet, mode: str = DEFAULT_MODE) -> dict[str, bytes]:
     """File name -> contents of the kernels directory of `layers` (an artifact, or a layer set compiled in
     `mode`), nothing written."""
     from .codegen.package_writer import build_files
@@ -157,7 +185,7 @@ def build_package(layers: Artifact | LayerSet, mode: str = "precise") -> dict[st
     return build_files(layers if isinstance(layers, Artifact) else compile_layers(layers, mode))
 
 
-def write_package(layers: Artifact | LayerSet, out_dir: str | os.PathLike, mode: str = "precise") -> Path:
+def write_package(layers: Artifact | LayerSet, out_dir: str | os.PathLike, mode: str = DEFAULT_MODE) -> Path:
     """Write the kernels directory of `layers` (an artifact, or a layer set compiled in `mode`): the generated
     modules and manifest.json, atomically (see `codegen/package_writer.py`)."""
     from .codegen.package_writer import write_files
@@ -172,7 +200,7 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "exprc" / "kernels"
 
 
-def expression_module(expr: str | Node | CompiledExpr, mode: str = "precise", *,
+def expression_module(expr: str | Node | CompiledExpr, mode: str = DEFAULT_MODE, *,
                       interpreted: bool | None = None) -> ModuleType:
     """The generated module of `expr` (text, IR or compiled), written into `cache_dir()` and imported in Triton's
     current mode (compiled, or interpreted under TRITON_INTERPRET=1), or the one `interpreted` says."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from exprc.benchmarks import static, static_report
+from exprc.benchmarks.static_cases import code_for
 from exprc.codegen.sass import parse_sass, profile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +79,7 @@ def test_subset_compiles_without_spills_or_failures(subset_doc) -> None:
         assert k["per_element"]["instructions"] > 0
     # the same expression compiles to one kernel whatever the mode: clip-only code is mode-independent
     clip = run["layers"]["blocks.0.norm2"]
-    assert len({codes["f"] for codes in clip.values()}) == 1
+    assert set(clip) == {"auto", "precise", "fast", "horner"} and len({codes["f"] for codes in clip.values()}) == 1
 
 
 def _kernel(run: dict, kind: str, storage: str, code: str | None = None) -> dict:
@@ -102,6 +103,12 @@ def test_subset_figures_against_copy_and_liger(subset_doc) -> None:
         for layer in ("blocks.2.norm1", "blocks.11.norm2"):  # tanh, sigmoid: horner needs no MUFU
             horner = _kernel(run, "elementwise", storage, run["layers"][layer]["horner"]["f"])
             assert horner["mufu"] == horner["calls"] == 0
+        # auto: fast's kernel where fast is proven for bf16 (within the H100 budget), precise's otherwise
+        auto = {layer: code_for(run["layers"][layer]["auto"], "f", storage) for layer in run["layers"]}
+        assert auto["blocks.2.norm1"] == deep["fast" if storage == "bfloat16" else "precise"]["f"]
+        assert auto["blocks.11.norm2"] == run["layers"]["blocks.11.norm2"]["precise"]["f"]
+        if storage == "bfloat16":
+            assert _kernel(run, "elementwise", storage, auto["blocks.2.norm1"])["per_element"]["instructions"] < 40
 
 
 def test_report_reads_the_document(subset_doc, tmp_path) -> None:

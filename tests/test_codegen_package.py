@@ -35,7 +35,7 @@ def test_manifest_describes_the_package(paper, tmp_path) -> None:
     out = write_package(paper, tmp_path / "kernels")
     files = snapshot(out)
     manifest = json.loads(files["manifest.json"])
-    assert manifest["format"] == FORMAT and manifest["options"]["mode"] == "precise"
+    assert manifest["format"] == FORMAT and manifest["options"]["mode"] == "auto"  # the default
     digest = hashlib.sha256(PAPER_FILE.read_bytes()).hexdigest()
     assert manifest["source"] == {"file": "vit_b16_paper.json", "sha256": digest}
     assert [e["name"] for e in manifest["layers"]] == list(paper.layers)
@@ -47,6 +47,8 @@ def test_manifest_describes_the_package(paper, tmp_path) -> None:
         assert entry["kernel"] in files and entry["kernel"].startswith("e_")
         assert entry["cost"]["flops_paper"] >= entry["cost"]["flops_optimized"] >= 0
         assert entry["placement"] in ("epilogue", "prologue", "standalone") and entry["reason"]
+        assert set(entry["lowering"]) == {"float32", "bfloat16", "float16"}  # auto: each storage dtype's lowering
+        assert entry["lowering"]["float32"] == "precise"
     assert sum(e["cost"]["flops_paper"] for e in manifest["layers"]) == 474
     text = files[manifest["layers"][0]["kernel"]].decode()
     assert json.dumps(paper.layers["blocks.0.norm1"].expr) in text  # the header names the source expression

@@ -143,7 +143,7 @@ def test_generated_source_is_readable_and_safe():
     assert "os" not in {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert [line for line in source.splitlines() if "import os" in line] == [
         f"# source: {json.dumps(hostile)}"]
-    assert "precise mode" in source
+    assert "auto mode (bf16: fast)" in source  # the default mode, and the lowering it proved for bf16
     for fn in ("expr_fn", "expr_grad_fn", "expr_torch", "expr_grad_torch"):
         assert f"def {fn}(" in source
     for forbidden in ("tl.load", "tl.store", "tl.dot", "_ptr"):  # the kernels are not in the generated file

@@ -13,7 +13,7 @@ from ..errors import ExprcError
 
 CHOICES = ("all", "kernels", "epilogue", "vit", "train", "static", "report")
 DEFAULT_RESULTS = "bench/results"
-MODES_DEFAULT = "precise,fast,horner"
+MODES_DEFAULT = "precise,fast,horner,auto"
 EXIT_ROWS_FAILED = 1  # the run finished and wrote its results, but some rows raised (see the `error` rows)
 
 

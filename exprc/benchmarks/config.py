@@ -10,7 +10,7 @@ from .exprc_runtime import ExprcPackages
 from .timing import FULL, QUICK, TimerSettings
 
 BENCHES = ("kernels", "epilogue", "vit", "train")
-ALL_MODES = ("precise", "fast", "horner")
+ALL_MODES = ("auto", "precise", "fast", "horner")
 
 
 @dataclass(frozen=True)

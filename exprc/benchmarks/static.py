@@ -122,28 +122,68 @@ def _safe_compile_job(job: Job, liger_ops: str | None) -> dict:
                 "precision": job.precision, "error": where[:300]}
 
 
-def run_jobs(jobs: list[Job], workers: int, liger_ops: str | None, progress=print) -> list[tuple[Job, dict]]:
-    """Compile every job, `workers` at a time in fresh processes (no interpreter state); (job, record) in order."""
+CHECKPOINT_EVERY = 200  # kernels: a long sweep writes what it has so far (marked incomplete)
+
+
+def run_jobs(jobs: list[Job], workers: int, liger_ops: str | None, progress=print,
+             checkpoint=None) -> list[tuple[Job, dict]]:
+    """Compile every job, `workers` at a time in fresh processes (no interpreter state); (job, record) in order.
+    `checkpoint(done)` is called with the (job, record) pairs so far every CHECKPOINT_EVERY kernels."""
     records: list[dict] = []
     started = time.perf_counter()
+
+    def done(record: dict) -> None:
+        records.append(record)
+        n = len(records)
+        if progress and (n == len(jobs) or n % 50 == 0):
+            progress(f"  {n}/{len(jobs)} kernels compiled ({time.perf_counter() - started:.0f} s)")
+        if checkpoint and n % CHECKPOINT_EVERY == 0 and n < len(jobs):
+            checkpoint(list(zip(jobs[:n], records, strict=True)))
+
     if workers <= 1:
-        for n, job in enumerate(jobs, 1):
-            records.append(_safe_compile_job(job, liger_ops))
-            _progress(progress, n, len(jobs), started)
+        for job in jobs:
+            done(_safe_compile_job(job, liger_ops))
     else:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for n, record in enumerate(pool.map(_safe_compile_job, jobs, [liger_ops] * len(jobs)), 1):
-                records.append(record)
-                _progress(progress, n, len(jobs), started)
+            for record in pool.map(_safe_compile_job, jobs, [liger_ops] * len(jobs)):
+                done(record)
     return list(zip(jobs, records, strict=True))
 
 
-def _progress(progress, n: int, total: int, started: float) -> None:
-    if progress and (n == total or n % 50 == 0):
-        progress(f"  {n}/{total} kernels compiled ({time.perf_counter() - started:.0f} s)")
+def kernel_sources() -> dict[str, str]:
+    """Digests of the sources a kernel's SASS depends on besides Triton and the expression's own code: the kernel
+    families, the baselines, and how kernels are compiled and counted. A run with the same Triton and the same
+    digests may take an earlier run's record of a kernel instead of compiling it again."""
+    import hashlib
+
+    here = Path(__file__).resolve().parents[1]
+    files = [here / "runtime" / "kernels" / f"{name}.py" for name in ("elementwise", "elementwise_backward",
+                                                                        "matmul_epilogue", "matmul_prologue",
+                                                                        "tiles", "support")]
+    files += [here / "benchmarks" / "static_baselines.py", here / "codegen" / "compile_check.py",
+              here / "codegen" / "sass.py"]
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest()[:12] for f in files if f.exists()}
 
 
-def make_run(results: list[tuple[Job, dict]], codes: dict, *, arch: int, subset: bool, layers_path: str) -> dict:
+def _record_key(kind: str, storage: str, code, config, precision) -> tuple:
+    return (kind, storage, code, config, precision)
+
+
+def reusable(path: Path, version: str) -> dict[tuple, dict]:
+    """The kernel records of the `version` run in the document at `path`, keyed for reuse, when that run was made
+    from the same kernel sources (else none)."""
+    try:
+        run = json.loads(path.read_text())["runs"][version]
+    except (OSError, ValueError, KeyError):
+        return {}
+    if run.get("sources") != kernel_sources():
+        return {}
+    return {_record_key(r["kind"], r["storage"], r["code"], r["config"], r["precision"]): r
+            for r in run["kernels"] if "error" not in r}
+
+
+def make_run(results: list[tuple[Job, dict]], codes: dict, *, arch: int, subset: bool, layers_path: str,
+             complete: bool = True) -> dict:
     """One Triton version's section of static-sm<arch>.json."""
     import triton
 
@@ -153,8 +193,8 @@ def make_run(results: list[tuple[Job, dict]], codes: dict, *, arch: int, subset:
     spilled = [r for r in kernels if r.get("spills")]
     return {
         "triton": triton.__version__, "exprc": __version__, "python": platform.python_version(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "subset": subset,
-        "layer_file": Path(layers_path).name,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "subset": subset, "complete": complete,
+        "layer_file": Path(layers_path).name, "sources": kernel_sources(),
         "summary": {"kernels": len(kernels), "spilled": len(spilled), "failed": sum("error" in r for r in kernels),
                     "max_registers": max((r["registers"] or 0 for r in kernels if "registers" in r), default=0)},
         "layers": codes, "kernels": kernels,
@@ -213,6 +253,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                         "for --subset a new temporary directory, printed)")
     p.add_argument("--liger-dir", metavar="DIR", help="liger_kernel/ops of an installed liger-kernel (default: "
                                                       "this environment's)")
+    p.add_argument("--no-reuse", action="store_true",
+                   help="compile every kernel, even those the last run of this Triton recorded from the same sources")
     p.add_argument("--readme", default="README.md", metavar="FILE",
                    help="whose '<!-- static:begin -->' block to rewrite after a full sweep ('' for none)")
 
@@ -224,12 +266,12 @@ def _csv(text: str | None, default: tuple) -> tuple:
 def run(args: argparse.Namespace) -> int:
     """Run the sweep on this Triton; exit status 1 when a kernel spilled or failed to compile."""
     from ..frontend.layer_files import read_layers
-    from ..passes.pipeline import MODES
+    from ..compiler import ALL_MODES
     from .static_baselines import liger_dir
     from .static_cases import STORAGES
 
     layers_path = args.layers or str(DEFAULT_LAYERS)
-    modes, storages = _csv(args.modes, MODES), _csv(args.dtypes, STORAGES)
+    modes, storages = _csv(args.modes, ALL_MODES), _csv(args.dtypes, STORAGES)
     archs = tuple(int(a) for a in _csv(args.arch, ("90", "80")))
     liger = args.liger_dir or (str(liger_dir()) if liger_dir() else None)
     jobs, codes = sweep(read_layers(layers_path), modes, storages, archs, subset=args.subset)
@@ -239,13 +281,32 @@ def run(args: argparse.Namespace) -> int:
     archs = tuple(sorted({job.arch for job in jobs}, reverse=True))
     print(f"exprc bench static: {len(jobs)} kernels, Triton {triton.__version__}, sm_{'/sm_'.join(map(str, archs))}, "
           f"{args.jobs} processes", flush=True)
-    results = run_jobs(jobs, args.jobs, liger)
+    def save(done: list[tuple[Job, dict]], complete: bool) -> None:
+        for arch in archs:
+            write_document(Path(results_dir) / f"static-sm{arch}.json", arch,
+                           make_run(done, codes, arch=arch, subset=args.subset, layers_path=layers_path,
+                                    complete=complete))
+
+    known = {} if args.no_reuse else {
+        (arch, *key): r for arch in archs
+        for key, r in reusable(Path(results_dir) / f"static-sm{arch}.json", triton.__version__).items()}
+    reused = {j: known[(j.arch, *_record_key(j.kind, j.storage, j.code, j.config_name, j.precision))] for j in jobs
+              if (j.arch, *_record_key(j.kind, j.storage, j.code, j.config_name, j.precision)) in known}
+    if reused:
+        print(f"  {len(reused)} kernels taken from the last run of this Triton (same kernel sources; --no-reuse to "
+              "compile them again)", flush=True)
+    todo = [j for j in jobs if j not in reused]
+
+    def merged(done: list[tuple[Job, dict]]) -> list[tuple[Job, dict]]:
+        return list(reused.items()) + done
+
+    compiled = run_jobs(todo, args.jobs, liger, checkpoint=lambda done: save(merged(done), False))
+    results = merged(compiled)
+    save(results, True)
     status = 0
     for arch in archs:
         path = Path(results_dir) / f"static-sm{arch}.json"
-        doc = write_document(path, arch, make_run(results, codes, arch=arch, subset=args.subset,
-                                                  layers_path=layers_path))
-        summary = doc["runs"][triton.__version__]["summary"]
+        summary = json.loads(path.read_text())["runs"][triton.__version__]["summary"]
         print(f"{path}: {summary['kernels']} kernels, {summary['spilled']} spilled, {summary['failed']} failed, "
               f"at most {summary['max_registers']} registers")
         status |= bool(summary["spilled"] or summary["failed"])

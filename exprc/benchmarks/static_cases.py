@@ -76,16 +76,30 @@ def matmul_choices(configs: tuple[TileConfig, ...], storage: str) -> list[tuple[
 
 
 def layer_codes(layer_set: LayerSet, modes: tuple[str, ...]) -> dict[str, dict[str, dict]]:
-    """layer -> mode -> {"f": digest of f's code, "grad": digest of f and f', "expr", "flops"}."""
+    """layer -> mode -> {"f": digest of f's code, "grad": digest of f and f', "flops"}; in auto mode, where a
+    storage dtype's lowering differs, "f" and "grad" are {storage: digest} and "lowering" {storage: mode}."""
     from ..compiler import compile_expr
 
     out: dict[str, dict[str, dict]] = {}
     for layer in layer_set:
         for mode in modes:
             c = compile_expr(layer.ir, mode)
-            out.setdefault(layer.name, {})[mode] = {"f": code_digest(c.root), "grad": code_digest(c.root, c.grad.root),
-                                                    "flops": c.cost["flops_code"]}
+            f = {s: code_digest(c.root_for(s)) for s in STORAGES}
+            grad = {s: code_digest(c.root_for(s), c.grad.root) for s in STORAGES}
+            entry = {"f": f if len(set(f.values())) > 1 else f[STORAGES[0]],
+                     "grad": grad if len(set(grad.values())) > 1 else grad[STORAGES[0]],
+                     "flops": c.cost["flops_code"]}
+            if c.auto is not None:
+                entry["lowering"] = c.auto.modes()
+                entry["why"] = c.auto.choices["bfloat16"].reason  # the storage of the README's table
+            out.setdefault(layer.name, {})[mode] = entry
     return out
+
+
+def code_for(entry: dict, key: str, storage: str) -> str:
+    """The digest `layer_codes` recorded under `key` ("f" or "grad") for `storage`."""
+    value = entry[key]
+    return value[storage] if isinstance(value, dict) else value
 
 
 def sweep(layer_set: LayerSet, modes: tuple[str, ...], storages: tuple[str, ...], archs: tuple[int, ...], *,
@@ -107,12 +121,13 @@ def sweep(layer_set: LayerSet, modes: tuple[str, ...], storages: tuple[str, ...]
         for storage in storages:
             for layer in layer_set:
                 for mode in modes:
-                    code = codes[layer.name][mode]
+                    entry = codes[layer.name][mode]
+                    f, grad = code_for(entry, "f", storage), code_for(entry, "grad", storage)
                     base = dict(storage=storage, arch=arch, expr=layer.expr, mode=mode, clip=tuple(layer_set.clip))
                     if "elementwise" in kinds:
-                        add(Job("elementwise", code=code["f"], **base))
+                        add(Job("elementwise", code=f, **base))
                     if "backward" in kinds:
-                        add(Job("backward", code=code["grad"], **base))
+                        add(Job("backward", code=grad, **base))
                     for kind, configs in (("epilogue", MATMUL_CONFIGS), ("prologue", PROLOGUE_CONFIGS)):
                         if kind not in kinds:
                             continue
@@ -122,7 +137,7 @@ def sweep(layer_set: LayerSet, modes: tuple[str, ...], storages: tuple[str, ...]
                         for config, precision in matmul_choices(configs, storage):
                             if subset and config not in SUBSET[kind]["configs"]:
                                 continue
-                            add(Job(kind, code=code["f"], config=config, precision=precision, **base))
+                            add(Job(kind, code=f, config=config, precision=precision, **base))
             if "copy" in kinds:
                 add(Job("copy", storage, arch))
             if "liger-layernorm" in kinds:
@@ -135,4 +150,6 @@ def sweep(layer_set: LayerSet, modes: tuple[str, ...], storages: tuple[str, ...]
             if "tutorial-matmul" in kinds:  # its dot's default precision (TF32 for f32 inputs)
                 for config in dict.fromkeys(c for c, _ in matmul_choices(MATMUL_CONFIGS, storage)):
                     add(Job("tutorial-matmul", storage, arch, config=config))
-    return list(jobs.values()), codes
+    order = {kind: i for i, kind in enumerate(("elementwise", "copy", "liger-layernorm", "liger-dyt", "backward",
+                                               "epilogue", "tutorial-matmul", "prologue"))}
+    return sorted(jobs.values(), key=lambda j: order[j.kind]), codes  # quick kinds first

@@ -47,6 +47,12 @@ def _find(run: dict, kind: str, storage: str, code: str | None = None, config: s
             and (code is None or k["code"] == code) and (config is None or k["config"] == config)]
 
 
+def _code(per_mode: dict, mode: str, storage: str = TABLE_STORAGE) -> str:
+    from .static_cases import code_for
+
+    return code_for(per_mode[mode], "f", storage)
+
+
 def _pe(k: dict) -> str:
     return f"{k['per_element']['instructions']:.1f} / {k['per_element']['mufu']:.2g}"
 
@@ -76,7 +82,7 @@ def layer_table(run: dict, budget: dict) -> list[str]:
     for name, per_mode in run["layers"].items():
         cells = []
         for mode in modes:
-            found = _find(run, "elementwise", TABLE_STORAGE, per_mode[mode]["f"])
+            found = _find(run, "elementwise", TABLE_STORAGE, _code(per_mode, mode))
             if not found:
                 cells.append("-")
                 continue
@@ -86,10 +92,26 @@ def layer_table(run: dict, budget: dict) -> list[str]:
                 if b and (pe["instructions"] > b["instructions"] or pe["mufu"] > b["mufu"]):
                     marks += "*" if i == 0 else "+"
                     over[mode][i] += 1
-            cells.append(_pe(found[0]) + (f" {marks}" if marks else ""))
+            chosen = per_mode[mode].get("lowering", {}).get(TABLE_STORAGE)
+            cells.append(_pe(found[0]) + (f" {marks}" if marks else "") + (f" ({chosen})" if chosen else ""))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("| over H100 / H200 budget | " + " | ".join(f"{a} / {b}" for a, b in over.values()) + " |")
     return lines
+
+
+def auto_notes(run: dict, budget: dict) -> list[str]:
+    """The layers auto keeps over the H100 budget in bf16, with their cost and why."""
+    h100 = budget.get("H100", {}).get(TABLE_STORAGE)
+    out = []
+    for name, per_mode in run["layers"].items():
+        entry = per_mode.get("auto")
+        found = _find(run, "elementwise", TABLE_STORAGE, _code(per_mode, "auto")) if entry else []
+        if not found or not h100:
+            continue
+        pe = found[0]["per_element"]
+        if pe["instructions"] > h100["instructions"] or pe["mufu"] > h100["mufu"]:
+            out.append(f"- {name}: {_pe(found[0])} per element, over the H100 budget; {entry.get('why', '')}")
+    return out
 
 
 def epilogue_table(run: dict) -> list[str]:
@@ -107,7 +129,7 @@ def epilogue_table(run: dict) -> list[str]:
              "layers over the K=768 loop | most registers |", "|---|---:|---|---:|---:|---:|---:|"]
     modes = list(next(iter(run["layers"].values())).keys()) if run["layers"] else []
     for mode in modes:
-        found = {name: _find(run, "epilogue", TABLE_STORAGE, per_mode[mode]["f"], TABLE_CONFIG)
+        found = {name: _find(run, "epilogue", TABLE_STORAGE, _code(per_mode, mode), TABLE_CONFIG)
                  for name, per_mode in run["layers"].items()}
         counts = {name: k[0]["loop"][2] for name, k in found.items() if k}
         if not counts:
@@ -147,7 +169,12 @@ def markdown(results_dir: str | Path) -> str:
             f"{b['H200']['bfloat16']['mufu']:.1f} (f32 elements: twice that).")
     parts = [head, "\n".join(baseline_table(run)),
              "**exprc element-wise kernel, bf16, instructions / MUFU per element** (`*` over the H100 budget, `+` "
-             "over the H200 budget):", "\n".join(layer_table(run, b))]
+             "over the H200 budget; auto: the lowering it proved for bf16, in brackets):",
+             "\n".join(layer_table(run, b))]
+    notes = auto_notes(run, b)
+    if notes:
+        parts.append("Layers auto leaves over the H100 budget in bf16 (no cheaper lowering proven within the error "
+                     "budget):\n" + "\n".join(notes))
     epi = epilogue_table(run)
     if epi:
         parts.append("**Fused matmul epilogue.** " + "\n".join(epi))

@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from types import ModuleType
 
+from ..runtime.kernels.support import for_storage
 from .sass import SassProfile, parse_sass, profile
 
 STORAGE = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
@@ -116,6 +117,7 @@ def compile_elementwise(expr: ModuleType, *, arch: int = 90, storage: str = "flo
     case; a multiple of the tile: no masks, `rows` odd: rows masked). Pointers are declared 16-divisible, as
     Triton specializes them at launch for aligned tensors; `index_bits=64`: M as a 64-bit integer (Triton passes
     it so past 2**31)."""
+    expr = for_storage(expr, storage)
     kernels = _compiled_family("elementwise", expr)
     t = STORAGE[storage]
     block_m, block_d, num_warps = kernels.launch_config(rows, d, {"fp32": 4}.get(t, 2), num_warps)
@@ -133,6 +135,7 @@ EPILOGUE_FLAGS = {"HAS_BIAS": True, "HAS_SCALE": False, "HAS_RESIDUAL": True, "W
 
 def _compile_matmul(family_name: str, kernel_name: str, expr: ModuleType, flags: dict, *, arch: int, storage: str,
                     config, input_precision: str = "ieee") -> CompiledKernel:
+    expr = for_storage(expr, storage)
     kernels = _compiled_family(family_name, expr)
     signature = {name: f"*{STORAGE[storage]}" for name in kernels.POINTERS}
     signature.update(M="i32", N="i32", K="i32", M_BUCKET="i32")
@@ -169,6 +172,7 @@ def compile_backward(expr: ModuleType, *, arch: int = 90, storage: str = "bfloat
                      has_dr: bool = False) -> CompiledKernel:
     """Compile the element-wise backward kernel (dx, partial dw/db) with the expression module `expr` for rows
     of `d` elements, with the BLOCK_M, BLOCK_D and num_warps its launcher picks."""
+    expr = for_storage(expr, storage)
     kernels = _compiled_family("elementwise_backward", expr)
     _, _, block_m, num_warps = kernels.launch_config(1 << 16, d, 132)
     t = STORAGE[storage]

@@ -53,7 +53,8 @@ def manifest_text(artifact: Artifact, files: dict[str, bytes]) -> str:
             "options": {"mode": artifact.mode, "clip": list(ls.clip)},
             "context": artifact.context.as_dict(), "model": ls.model, "source": source}
     layers = [{"name": la.name, "expr": la.expr, "kernel": la.compiled.file_name, "cost": la.compiled.cost,
-               "placement": la.plan.kind, "reason": la.plan.reason} for la in artifact.layers]
+               "placement": la.plan.kind, "reason": la.plan.reason}
+              | ({"lowering": la.compiled.auto.modes()} if la.compiled.auto else {}) for la in artifact.layers]
     lines = ["{"] + [f" {json.dumps(k)}: {json.dumps(v, ensure_ascii=True)}," for k, v in head.items()]
     lines.append(_json_lines("layers", layers))
     lines.append(' "files": {\n' + ",\n".join(f"  {json.dumps(n)}: {json.dumps(sha256_bytes(d))}"

@@ -28,8 +28,8 @@ def add_layers_arguments(p: argparse.ArgumentParser) -> None:
 def add_mode_argument(p: argparse.ArgumentParser) -> None:
     from ..passes.lower_transcendentals import MODE_DESCRIPTIONS
 
-    p.add_argument("--mode", default="precise", choices=MODES,
-                   help="how tanh/sigmoid/exp are computed (default precise): "
+    p.add_argument("--mode", default="auto", choices=("auto",) + MODES,
+                   help="how tanh/sigmoid/exp are computed (default auto): "
                         + "; ".join(f"{mode}: {text}" for mode, text in MODE_DESCRIPTIONS.items()))
 
 

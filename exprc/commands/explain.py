@@ -54,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
     for want in args.print_after or ():
         if want not in names:
             raise ExprcError(f"--print-after {want!r}: no such pass; passes are {', '.join(sorted(names))}")
+    if args.mode == "auto":
+        from ..passes.auto_lowering import describe_errors
+
+        out("=== the stated error bound of each lowering (auto proves each expression against them):")
+        out(describe_errors())
     for layer in chosen:
         planned = artifact.layer(layer.name)
         compiled = compile_expr(layer.ir, args.mode, trace=args.trace) if args.trace else planned.compiled
@@ -75,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
         out(f"--- derivative f' (for the backward kernels): {cost['flops_grad']} FLOPs in the {args.mode} code, "
             f"{grad.stages[-1].nodes} IR nodes")
         out(print_ir(grad.root))
+        if compiled.auto is not None:
+            out("--- auto: lowering per storage dtype (error budget a*(1 + |f|); bounds: exprc.passes.error_bounds)")
+            for storage, choice in compiled.auto.choices.items():
+                out(f"    {storage}: {choice.mode}: {choice.reason}")
         plan, ctx = planned.plan, artifact.context
         out(f"--- fusion plan (timm ViT, d={ctx.dim}, mlp {ctx.as_dict()['mlp_hidden']}): {plan.kind}: {plan.reason}")
         if not args.no_code:

@@ -24,6 +24,10 @@ from .rewrite import Rule, RuleTable, rewrite
 # ISA, "tanh" instruction); horner's error was measured against float64 (`python bench/accuracy.py`: 3.5e-6 on
 # the paper's layers under the interpreter), its reciprocal's over every f32 mantissa (`lower_reciprocal.py`).
 MODE_DESCRIPTIONS = {
+    "auto": "the default: for each expression and storage dtype, the cheapest lowering whose stated error bound "
+            "is proven within the dtype's budget |f_computed - f| <= a*(1 + |f|), a = 2^-9 (bf16), 2^-12 (f16), "
+            "2^-25 (f32), at every 16-bit input; precise where none is (always for f32); `exprc explain` shows "
+            "the choice, the bounds and why",
     "precise": "accurate library math (libdevice tanh/exp), overflow-safe for every finite input",
     "fast": "hardware approximations: tanh.approx.f32 (maximum relative error about 2^-11, per NVIDIA's PTX ISA), "
             "sigmoid as 0.5 + 0.5*tanh(x/2), exp through ex2.approx.f32; the error is absolute near tanh's zero, "

@@ -54,7 +54,7 @@ class ExprNorm(nn.Module):
     """y = f(x) * weight + bias over the last dimension(s) of x, f an element-wise expression."""
 
     def __init__(self, normalized_shape: int | tuple[int, ...] | torch.Size | None, expr: str | Node | ModuleType,
-                 *, mode: str = "precise", backend: str = "auto", elementwise_affine: bool = True,
+                 *, mode: str = "auto", backend: str = "auto", elementwise_affine: bool = True,
                  bias: bool = True, device=None, dtype=None, expr_text: str | None = None):
         super().__init__()
         if backend not in BACKENDS:
@@ -85,7 +85,7 @@ class ExprNorm(nn.Module):
         return self._kernel.module
 
     @classmethod
-    def from_layernorm(cls, ln: nn.LayerNorm, expr: str | Node | ModuleType, *, mode: str = "precise",
+    def from_layernorm(cls, ln: nn.LayerNorm, expr: str | Node | ModuleType, *, mode: str = "auto",
                        backend: str = "auto") -> ExprNorm:
         """An ExprNorm with `ln`'s shape and a copy of its affine parameters (`eps` has no use here)."""
         ref = ln.weight

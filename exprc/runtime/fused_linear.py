@@ -95,7 +95,7 @@ class FusedLinearExprNorm(nn.Module):
     """
 
     def __init__(self, in_features: int, out_features: int, expr: str | Node | ModuleType, *, bias: bool = True,
-                 mode: str = "precise", backend: str = "auto", device=None, dtype=None):
+                 mode: str = "auto", backend: str = "auto", device=None, dtype=None):
         super().__init__()
         self.linear = nn.Linear(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self.norm = ExprNorm(out_features, expr, mode=mode, backend=backend, device=device, dtype=dtype)

@@ -29,7 +29,7 @@ from torch.library import triton_op
 from ..errors import ExprcError
 from .expr_norm import eager_norm
 from .kernels import family_for
-from .kernels.support import import_source
+from .kernels.support import for_storage, import_source
 
 _MODULES: dict[tuple[str, bool], ModuleType] = {}
 
@@ -71,8 +71,12 @@ def expression(key: str, interpreted: bool | None = None) -> ModuleType:
 
 
 def _module(key: str, x: torch.Tensor, use_triton: bool) -> ModuleType:
-    """The module a call runs: Triton's interpreted mode for CPU tensors, compiled for CUDA; any for torch code."""
-    return expression(key, (not x.is_cuda) if use_triton else None)
+    """The module a call runs: Triton's interpreted mode for CPU tensors, compiled for CUDA, with the forward
+    function of x's storage dtype (auto mode: `expr_fn_bf16` for a bf16 x, ...); any for torch code (which
+    computes in f32 or f64)."""
+    if use_triton:
+        return for_storage(expression(key, not x.is_cuda), str(x.dtype).removeprefix("torch."))
+    return expression(key, None)
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:

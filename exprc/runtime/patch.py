@@ -53,7 +53,7 @@ def _layer_set(layers: Any):
                      f"name -> expression, not {type(layers).__name__}")
 
 
-def resolve_layers(layers: Any, mode: str = "precise", context: ViTContext | None = None) -> dict[str, LayerSpec]:
+def resolve_layers(layers: Any, mode: str = "auto", context: ViTContext | None = None) -> dict[str, LayerSpec]:
     """Layer name -> LayerSpec. A kernels directory written by `exprc compile` brings its modules and its plan;
     anything else is compiled here (`exprc.compiler`, in `mode`, planned for `context`)."""
     from ..compiler import compile_layers, expression_module
@@ -129,7 +129,7 @@ def check_patchable(model: Any, backend: str) -> None:
         raise ExprcError("this model already has ExprNorm layers (patched before?)", where=type(model).__name__)
 
 
-def patch(model: nn.Module, layers: Any, *, mode: str = "precise", backend: str = "auto") -> nn.Module:
+def patch(model: nn.Module, layers: Any, *, mode: str = "auto", backend: str = "auto") -> nn.Module:
     """Replace the `nn.LayerNorm`s of any model, by name, with the ExprNorms of `layers` (unfused); in place.
 
     layers: a layer file (layers.json, GP-LayerNorm CSV, Kozax front), a directory written by `exprc compile`,

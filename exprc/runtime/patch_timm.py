@@ -203,7 +203,7 @@ def _check_plan(model: nn.Module, specs: dict[str, LayerSpec], where: str) -> di
     return placement
 
 
-def patch_timm(model: nn.Module, layers: Any, fuse: bool = True, *, mode: str = "precise",
+def patch_timm(model: nn.Module, layers: Any, fuse: bool = True, *, mode: str = "auto",
                backend: str = "auto") -> nn.Module:
     """Replace every LayerNorm of a timm VisionTransformer by its ExprNorm; with `fuse`, carry out the fusion plan
     for inference: each of `norm1`, `norm2` and `norm` runs in the epilogue of the matmul before it (`attn.proj`

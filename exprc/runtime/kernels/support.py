@@ -38,6 +38,27 @@ def is_interpreted(fn) -> bool:
     return isinstance(fn, InterpretedFunction)
 
 
+STORAGE_FUNCTIONS = {"bfloat16": "expr_fn_bf16", "float16": "expr_fn_f16"}  # see codegen/expr_module.py
+_VIEWS: dict[tuple[int, str], ModuleType] = {}
+
+
+def for_storage(module: ModuleType, storage: str) -> ModuleType:
+    """What a kernel storing `storage` ("float32", "bfloat16", "float16") runs: an auto-mode module's own forward
+    function for a 16-bit dtype whose lowering was chosen apart (`expr_fn_bf16`, `expr_fn_f16`) as `expr_fn` of
+    a view of the module, else `module` itself."""
+    name = STORAGE_FUNCTIONS.get(storage)
+    fn = getattr(module, name, None) if name else None
+    if fn is None:
+        return module
+    view = _VIEWS.get((id(module), name))
+    if view is None:
+        view = ModuleType(module.__name__)
+        view.__dict__.update({k: v for k, v in vars(module).items() if k != "__name__"})
+        view.expr_fn = fn
+        _VIEWS[id(module), name] = view
+    return view
+
+
 def libdevice_module() -> ModuleType:
     """The `libdevice` a generated module imported now must call."""
     if interpreting():
