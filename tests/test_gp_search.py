@@ -16,7 +16,7 @@ pytest.importorskip("kozax")
 
 import exprc  # noqa: E402
 from exprc.cli import main  # noqa: E402
-from exprc.gp import runner  # noqa: E402
+from exprc.gp import executors, runner  # noqa: E402
 from exprc.gp.executors import execute  # noqa: E402
 from exprc.gp.mappings import LayerMapping, Mappings, save_mappings  # noqa: E402
 from exprc.gp.pareto import select  # noqa: E402
@@ -92,8 +92,8 @@ def test_evolve_end_to_end_resume_check_compile_plot(tmp_path, capsys, monkeypat
     assert list(json.loads(out.read_text())["layers"]) == ["norm"]
 
     calls = []
-    real = runner.run_search
-    monkeypatch.setattr(runner, "run_search", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
+    real = executors.run_search  # what the in-process executor calls for each search
+    monkeypatch.setattr(executors, "run_search", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
     assert main(base) == 0  # resumes: only the missing layer is searched
     assert calls == [1]
     captured = capsys.readouterr()
