@@ -32,7 +32,7 @@ from .frontend.functions import DEFAULT_CLIP
 from .frontend.layer_set import LayerSet
 from .frontend.parse import parse
 from .ir import Node, print_ir
-from .passes.auto_lowering import AutoChoice
+from .passes.auto_lowering import AutoChoice, element_cost
 from .passes.auto_lowering import choose as choose_lowering
 from .passes.pipeline import MODES, PipelineResult, optimize, optimize_derivative
 
@@ -170,7 +170,11 @@ def compile_layers(layer_set: LayerSet, mode: str = DEFAULT_MODE, context: ViTCo
             known = replace(known, sources=(*known.sources, layer.expr))
         kernels[compiled.key] = known
         has_producer, consumer_n = context.site(layer.name)
+        storage = "float32" if context.storage_bytes == 4 else "bfloat16"
+        lowering = compiled.auto.mode(storage) if compiled.auto is not None else compiled.mode
         plan = plan_layer(compiled.cost["flops_optimized"], has_producer=has_producer, consumer_n=consumer_n,
+                          element_cost=element_cost(compiled.result.optimized, lowering),
+                          producer_k=context.producer_k(layer.name),
                           storage_bytes=context.storage_bytes)
         layers.append(LayerArtifact(layer.name, layer.expr, compiled, plan))
     layers = [replace(la, compiled=kernels[la.compiled.key]) for la in layers]

@@ -26,6 +26,19 @@ LOWERING_COST: dict[str, dict[Op, tuple[float, float]]] = {
 CHOSEN_BY_OPS = frozenset(LOWERING_COST["precise"])  # the ops whose lowering differs between modes
 
 
+def element_cost(root: Node, mode: str) -> tuple[float, float]:
+    """(instructions, MUFU + conversions) per element of f in `mode`, estimated: each lowered op's measured cost,
+    one instruction for every other arithmetic node (clip: two)."""
+    table = LOWERING_COST[mode]
+    instructions = mufu = 0.0
+    for n in root.toposort():
+        if n.op in table:
+            instructions, mufu = instructions + table[n.op][0], mufu + table[n.op][1]
+        elif n.op not in (Op.CONST, Op.INPUT, Op.NEG):
+            instructions += 2 if n.op is Op.CLIP else 1
+    return instructions, mufu
+
+
 def cost(root: Node, mode: str) -> float:
     """Estimated per-element cost of the lowerings `mode` gives the ops of `root` (optimized IR)."""
     table = LOWERING_COST[mode]

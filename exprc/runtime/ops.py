@@ -161,13 +161,16 @@ def linear_residual_norm(a: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     one kernel. a: [..., K]; weight: [N, K]; r, y: [..., N]. write_r=False: r is not stored (an empty tensor)."""
     n, k = weight.shape
     shape = (*a.shape[:-1], n)
-    if not use_triton:
+    m = a.numel() // k if k else 0
+    # the unfused path: the generated torch code, or (small M on a GPU, where the fused kernel's tiles would leave
+    # SMs idle) cuBLAS and the element-wise kernel
+    if not use_triton or (a.is_cuda and m and not fills_gpu("matmul_epilogue", m, n, a)):
         r = F.linear(a, weight, bias)
         if scale is not None:
             r = r * scale
         if residual is not None:
             r = residual + r
-        y = torch.ops.exprc.expr_norm(r, norm_weight, norm_bias, key, False)
+        y = torch.ops.exprc.expr_norm(r, norm_weight, norm_bias, key, use_triton)
         return (r if write_r else r.new_empty(0)), y
     expr = _module(key, a, use_triton)
     rows = _rows(a, k)
@@ -252,6 +255,14 @@ def device_limits(x: torch.Tensor) -> tuple[int, int]:
 
     index = x.device.index if x.device.index is not None else torch.cuda.current_device()
     return torch.cuda.get_device_properties(index).multi_processor_count, max_shared_memory(index)
+
+
+def fills_gpu(family: str, m: int, n: int, x: torch.Tensor) -> bool:
+    """Whether the fused kernel's default tiles give every SM of x's GPU a program (`tiles.fills_device`)."""
+    from .kernels import tiles
+
+    configs = tiles.MATMUL_CONFIGS if family == "matmul_epilogue" else tiles.PROLOGUE_CONFIGS
+    return tiles.fills_device(configs, m, n, x.element_size(), *device_limits(x))
 
 
 def table_config(family: str, m: int, n: int, x: torch.Tensor):

@@ -77,6 +77,15 @@ def default_tile(configs: tuple[TileConfig, ...], M: int, N: int, element_size: 
     return max(usable, key=lambda c: (programs(c), c.block_k, -configs.index(c)))
 
 
+def fills_device(configs: tuple[TileConfig, ...], M: int, N: int, element_size: int, sm_count: int,
+                 shared_memory: int) -> bool:
+    """Whether `default_tile` gives at least one program per SM. Where it does not (ViT-B at batch 1-3: M = 197
+    to 591 tokens), the epilogue launcher runs cuBLAS (which splits K to fill the GPU) and the element-wise kernel
+    instead of the fused kernel: one more trip of r through memory, but no idle SMs."""
+    c = default_tile(configs, M, N, element_size, sm_count, shared_memory)
+    return -(-M // c.block_m) * -(-N // c.block_n) >= sm_count
+
+
 def triton_configs(configs: tuple[TileConfig, ...]) -> list:
     """The `triton.Config`s of `configs`, for `triton.autotune`."""
     import triton
