@@ -147,3 +147,25 @@ def test_python_option_reruns_under_another_interpreter(tmp_path, monkeypatch) -
     assert "--subset" in argv and argv[argv.index("--dtypes") + 1] == "bfloat16"
     assert argv[argv.index("--arch") + 1] == "90" and "--modes" not in argv
     assert path.split(os.pathsep)[0] == str(ROOT)
+
+
+def _other_triton() -> str | None:
+    """A Python with another Triton (3.6, the GPU machines') for the subset: $EXPRC_TRITON_PYTHON, else the
+    checkout's .tri36/ environment (`python3 -m venv .tri36 && .tri36/bin/pip install triton==3.6.0 numpy`)."""
+    path = os.environ.get("EXPRC_TRITON_PYTHON") or str(ROOT / ".tri36" / "bin" / "python")
+    return path if os.path.exists(path) else None
+
+
+@pytest.mark.skipif(_other_triton() is None, reason="no second Triton environment ($EXPRC_TRITON_PYTHON or .tri36/)")
+def test_subset_under_the_other_triton(tmp_path) -> None:
+    """The same subset compiled by another Triton (no torch there): no spills, no failures."""
+    from exprc.cli import main
+
+    assert main(["bench", "static", "--python", _other_triton(), "--subset", "--results-dir", str(tmp_path),
+                 "--readme", ""]) == 0
+    doc = json.loads((tmp_path / "static-sm90.json").read_text())
+    (version, run), = doc["runs"].items()
+    import triton
+
+    assert version != triton.__version__ and run["subset"] and run["complete"]
+    assert run["summary"]["spilled"] == run["summary"]["failed"] == 0 and run["summary"]["kernels"] == 21
