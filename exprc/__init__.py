@@ -24,6 +24,7 @@ _RUNTIME = {
     "compile_expr": "exprc.compiler",
     "compile_layers": "exprc.compiler",
     "read_layers": "exprc.frontend.layer_files",
+    "warmup": "exprc.runtime.warmup",
 }
 
 
