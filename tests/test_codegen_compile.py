@@ -22,7 +22,7 @@ from exprc.runtime.kernels.support import is_interpreted
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = read_layers(ROOT / "examples" / "vit_b16_paper.json")
-ELEMENTS_PER_THREAD = 32  # launch_config: 32 elements of x per thread
+ELEMENTS_PER_THREAD = 16  # launch_config: 16 elements of x per thread
 ODD_ROWS = (1 << 16) + 1  # not a multiple of the tile: the rows are masked
 CASES = [(mode, arch) for mode in ("precise", "fast") for arch in (90, 80)] + [("horner", 90)]
 

@@ -71,3 +71,35 @@ def test_small_m_runs_cublas_and_the_elementwise_kernel(monkeypatch) -> None:
         torch.testing.assert_close(r.float(), ref_r.float(), rtol=2e-2, atol=2e-2)
         torch.testing.assert_close(y, fused.norm(r), rtol=2e-2, atol=2e-2)
     assert launched == [(197 * 8, 3072)]  # batch 1 took cuBLAS + the element-wise kernel
+
+
+def test_only_cheap_f_goes_to_the_prologue() -> None:
+    from exprc.codegen.planner import prologue_fits
+
+    clip = element_cost(compile_expr("-0.522*x + 2.11*clip(x)", "precise").result.optimized, "precise")
+    tanh = element_cost(compile_expr("tanh(x)", "precise").result.optimized, "precise")
+    assert prologue_fits(clip) and not prologue_fits(tanh)
+    # a narrow consumer would make even three tanh "pay" in the prologue by FLOPs; the register rule says no
+    plan = plan_layer(75, has_producer=False, consumer_n=256, element_cost=element_cost(
+        compile_expr(DEEP, "precise").result.optimized, "precise"))
+    assert plan.kind == "standalone" and "too many for the prologue kernel" in plan.reason
+
+
+@pytest.mark.parametrize("expr, fused", [("-0.522*x + 2.11*clip(x)", True), ("tanh(x)", False)])
+def test_norm_linear_runs_the_prologue_kernel_only_for_cheap_f(triton_interpret, monkeypatch, expr, fused) -> None:
+    from exprc import ExprNorm
+    from exprc.runtime.fused_linear import FusedExprNormLinear
+    from exprc.runtime.kernels import family_for
+
+    torch.manual_seed(0)
+    module = FusedExprNormLinear(ExprNorm(16, expr), torch.nn.Linear(16, 8))
+    kernels = family_for("matmul_prologue", module.norm.kernel)
+    launched = []
+    original = kernels.launch
+    monkeypatch.setattr(kernels, "launch", lambda *a, **k: launched.append(1) or original(*a, **k))
+    x = torch.randn(5, 16)
+    with torch.no_grad():
+        out = module(x)
+        ref = module.linear(module.norm(x))
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    assert bool(launched) is fused

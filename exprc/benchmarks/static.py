@@ -158,8 +158,7 @@ def kernel_sources() -> dict[str, str]:
 
     here = Path(__file__).resolve().parents[1]
     files = [here / "runtime" / "kernels" / f"{name}.py" for name in ("elementwise", "elementwise_backward",
-                                                                        "matmul_epilogue", "matmul_prologue",
-                                                                        "tiles", "support")]
+                                                                        "matmul_epilogue", "matmul_prologue")]
     files += [here / "benchmarks" / "static_baselines.py", here / "codegen" / "compile_check.py",
               here / "codegen" / "sass.py"]
     return {f.name: hashlib.sha256(f.read_bytes()).hexdigest()[:12] for f in files if f.exists()}

@@ -2,7 +2,8 @@
 
 The sweep is every kernel family (element-wise forward and backward, matmul epilogue and prologue) for every
 layer, mode and storage dtype, in every tile configuration the launcher can select for that dtype (f32 inputs
-also with TF32 dots, which the launcher uses where torch allows TF32); the epilogue with all its optional inputs
+also with TF32 dots, which the launcher uses where torch allows TF32; the prologue only for expressions the
+planner and the runtime place there, `planner.prologue_fits`); the epilogue with all its optional inputs
 (bias, layer scale, residual, r, w, b: the most registers). Layers whose generated code is the same (clip-only
 expressions are identical in every mode) share their kernels: jobs are keyed by a digest of the code.
 Beside them: a plain copy, Liger's LayerNorm and DyT forward, and Triton's tutorial matmul in each configuration.
@@ -78,7 +79,9 @@ def matmul_choices(configs: tuple[TileConfig, ...], storage: str) -> list[tuple[
 def layer_codes(layer_set: LayerSet, modes: tuple[str, ...]) -> dict[str, dict[str, dict]]:
     """layer -> mode -> {"f": digest of f's code, "grad": digest of f and f', "flops"}; in auto mode, where a
     storage dtype's lowering differs, "f" and "grad" are {storage: digest} and "lowering" {storage: mode}."""
+    from ..codegen.planner import prologue_fits
     from ..compiler import compile_expr
+    from ..passes.auto_lowering import element_cost
 
     out: dict[str, dict[str, dict]] = {}
     for layer in layer_set:
@@ -88,7 +91,8 @@ def layer_codes(layer_set: LayerSet, modes: tuple[str, ...]) -> dict[str, dict[s
             grad = {s: code_digest(c.root_for(s), c.grad.root) for s in STORAGES}
             entry = {"f": f if len(set(f.values())) > 1 else f[STORAGES[0]],
                      "grad": grad if len(set(grad.values())) > 1 else grad[STORAGES[0]],
-                     "flops": c.cost["flops_code"]}
+                     "flops": c.cost["flops_code"],
+                     "prologue": prologue_fits(element_cost(c.result.optimized, "precise"))}
             if c.auto is not None:
                 entry["lowering"] = c.auto.modes()
                 entry["why"] = c.auto.choices["bfloat16"].reason  # the storage of the README's table
@@ -133,6 +137,8 @@ def sweep(layer_set: LayerSet, modes: tuple[str, ...], storages: tuple[str, ...]
                             continue
                         if subset and (layer.name not in SUBSET[kind]["layers"] or mode not in SUBSET[kind]["modes"]
                                        or storage != "bfloat16"):
+                            continue
+                        if kind == "prologue" and not entry["prologue"]:  # never placed there (planner)
                             continue
                         for config, precision in matmul_choices(configs, storage):
                             if subset and config not in SUBSET[kind]["configs"]:

@@ -30,6 +30,16 @@ ISSUE_PER_SM = 4 * 32 * 1.98e9  # thread-instructions per second per SM (H100 SX
 MUFU_PER_SM = 16 * 1.98e9  # special-function operations per second per SM
 MMA_FLOPS_PER_SM = {2: 989e12 / 132, 4: 495e12 / 132}  # dense tensor-core FLOP/s per SM: bf16/f16, TF32
 MIN_DOMINATED_K = 512  # below, the matmul is short and a second kernel's launch costs more than f: always fuse
+# The prologue kernel holds each A tile in registers while f runs on it: an f of more than about a dozen
+# instructions, or any MUFU operation, spills there (Triton 3.6, sm_80, 128-wide tiles: checked by exprc bench
+# static), and recomputing it per N-tile would not pay anyway. Only such cheap f are placed in a prologue.
+PROLOGUE_MAX_INSTRUCTIONS = 12
+
+
+def prologue_fits(element_cost: tuple[float, float]) -> bool:
+    """Whether f, of (instructions, MUFU) per element, may run in the matmul prologue."""
+    instructions, mufu = element_cost
+    return instructions <= PROLOGUE_MAX_INSTRUCTIONS and mufu == 0
 PROLOGUE_BLOCK_N = 128  # the consumer's tile width assumed for the recomputation count
 KINDS = ("epilogue", "prologue", "standalone")
 
@@ -77,7 +87,11 @@ def plan_layer(flops: int, *, has_producer: bool = True, consumer_n: int | None 
         cmp = (f"f costs {flops} FLOPs/element; evaluating it in each of the {n_tiles} N-tiles of the "
                f"{consumer_n}-wide consumer adds {extra} FLOPs/element, against {saved} FLOP-equivalents saved by "
                f"not writing and re-reading y ({2 * storage_bytes} bytes at {FLOPS_PER_BYTE} FLOPs/byte)")
-        if extra <= saved:
+        fits = element_cost is None or prologue_fits(element_cost)
+        if not fits:
+            cmp += (f"; f's {element_cost[0]:.0f} instructions and {element_cost[1]:.0f} MUFU per element are too many "
+                    "for the prologue kernel's registers")
+        if extra <= saved and fits:
             return Plan("prologue", cmp, flops)
         if dominated:
             return Plan("standalone", cmp + "; " + dominated, flops)

@@ -229,6 +229,9 @@ def norm_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     if not use_triton:
         c = _compute_dtype(x)
         return F.linear(expr.expr_torch(x.to(c)).to(x.dtype), weight, bias)
+    if not prologue_fits_module(expr):  # too costly for the prologue kernel: f by the element-wise kernel, then cuBLAS
+        ones = torch.ones(k, device=x.device, dtype=x.dtype)
+        return F.linear(torch.ops.exprc.expr_norm(x, ones, torch.zeros_like(ones), key, True), weight, bias)
     rows = _rows(x, k)
     m = rows.shape[0]
     out = torch.empty((m, n), device=x.device, dtype=x.dtype)
@@ -236,6 +239,21 @@ def norm_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
         _launch_tuned("matmul_prologue", expr, m, n, k, x, rows, weight.contiguous(),
                       bias.to(x.device).contiguous() if bias is not None else None, out)
     return out.view(*x.shape[:-1], n)
+
+
+_PROLOGUE_FITS: dict[str, bool] = {}
+
+
+def prologue_fits_module(expr: ModuleType) -> bool:
+    """Whether the expression module's f may run in the prologue kernel (`planner.prologue_fits`, from its IR)."""
+    key = key_of(expr)
+    if key not in _PROLOGUE_FITS:
+        from ..codegen.planner import prologue_fits
+        from ..ir import parse_ir
+        from ..passes.auto_lowering import element_cost
+
+        _PROLOGUE_FITS[key] = prologue_fits(element_cost(parse_ir(expr.IR.replace("; ", "\n")), "precise"))
+    return _PROLOGUE_FITS[key]
 
 
 # -- tile configurations --------------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ def expr_norm_kernel(x_ptr, w_ptr, b_ptr, y_ptr, M, D: tl.constexpr, F: tl.const
         tl.store(y_ptr + start + offs, (F(x, FAST_ASM) * w + b).to(y_ptr.dtype.element_ty), mask=mask)
 
 
-ELEMENTS_PER_THREAD = 32  # 64 bytes of bf16 x (128 of f32): enough work to hide a program's set-up
+ELEMENTS_PER_THREAD = 16  # 32 bytes of bf16 x (64 of f32); 32 spilled a libdevice-heavy f on Triton 3.6
 MAX_BLOCK_D = 256
 MIN_PROGRAMS = 264  # two per SM of an H100/H200: small tensors take smaller tiles to fill the GPU
 
