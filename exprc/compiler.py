@@ -74,6 +74,15 @@ class CompiledExpr:
         """The expression as the `@triton.jit` function the kernels call."""
         return emit_expr_function(self.root, "expr_fn")
 
+    def code_text(self, storage: str = "float32", *, grad: bool = False) -> str:
+        """The Triton code a kernel storing `storage` runs: f (as `fn0`), and f' (as `fn1`) when `grad`."""
+        roots = (self.root_for(storage), self.grad.root) if grad else (self.root_for(storage),)
+        return "\n".join(emit_expr_function(r, f"fn{i}") for i, r in enumerate(roots))
+
+    def element_cost(self, mode: str = "precise"):
+        """Estimated instructions and MUFU operations per element of f lowered in `mode` (auto_lowering)."""
+        return element_cost(self.result.optimized, mode)
+
     def source(self) -> str:
         """The generated module's Python source."""
         short = {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}

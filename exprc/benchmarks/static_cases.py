@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from ..codegen.emit_triton import emit_expr_function
 from ..frontend.layer_set import LayerSet
 from ..runtime.kernels.tiles import MATMUL_CONFIGS, MAX_K_SLICE_BYTES, PROLOGUE_CONFIGS, TileConfig
 
@@ -62,9 +61,8 @@ class Job:
         return (self.kind, self.storage, self.arch, self.code, self.config_name, self.precision)
 
 
-def code_digest(*roots) -> str:
-    """Short digest of the Triton code of the lowered IR `roots` (f, or f and f')."""
-    text = "\n".join(emit_expr_function(r, f"fn{i}") for i, r in enumerate(roots))
+def code_digest(text: str) -> str:
+    """Short digest of Triton code (`CompiledExpr.code_text`: f, or f and f')."""
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
@@ -81,18 +79,17 @@ def layer_codes(layer_set: LayerSet, modes: tuple[str, ...]) -> dict[str, dict[s
     storage dtype's lowering differs, "f" and "grad" are {storage: digest} and "lowering" {storage: mode}."""
     from ..codegen.planner import prologue_fits
     from ..compiler import compile_expr
-    from ..passes.auto_lowering import element_cost
 
     out: dict[str, dict[str, dict]] = {}
     for layer in layer_set:
         for mode in modes:
             c = compile_expr(layer.ir, mode)
-            f = {s: code_digest(c.root_for(s)) for s in STORAGES}
-            grad = {s: code_digest(c.root_for(s), c.grad.root) for s in STORAGES}
+            f = {s: code_digest(c.code_text(s)) for s in STORAGES}
+            grad = {s: code_digest(c.code_text(s, grad=True)) for s in STORAGES}
             entry = {"f": f if len(set(f.values())) > 1 else f[STORAGES[0]],
                      "grad": grad if len(set(grad.values())) > 1 else grad[STORAGES[0]],
                      "flops": c.cost["flops_code"],
-                     "prologue": prologue_fits(element_cost(c.result.optimized, "precise"))}
+                     "prologue": prologue_fits(c.element_cost("precise"))}
             if c.auto is not None:
                 entry["lowering"] = c.auto.modes()
                 entry["why"] = c.auto.choices["bfloat16"].reason  # the storage of the README's table
