@@ -169,3 +169,24 @@ def test_subset_under_the_other_triton(tmp_path) -> None:
 
     assert version != triton.__version__ and run["subset"] and run["complete"]
     assert run["summary"]["spilled"] == run["summary"]["failed"] == 0 and run["summary"]["kernels"] == 21
+
+
+def test_records_are_reused_per_kind_only_while_that_kinds_sources_are_unchanged(tmp_path, monkeypatch) -> None:
+    """A change to one kernel family recompiles its kernels only: the other kinds' records stay reusable."""
+    now = static.kernel_sources()
+    records = [{"kind": kind, "storage": "bfloat16", "code": "c", "config": None, "precision": None}
+               for kind in ("elementwise", "epilogue", "copy")]
+    doc = tmp_path / "static-sm90.json"
+
+    def write(sources: dict) -> None:
+        doc.write_text(json.dumps({"runs": {"9.9": {"sources": sources, "kernels": records}}}))
+
+    write(now)
+    assert {k[0] for k in static.reusable(doc, "9.9")} == {"elementwise", "epilogue", "copy"}
+    assert static.reusable(doc, "9.8") == {}
+    write({**now, "runtime/kernels/matmul_epilogue.py": "changed"})
+    assert {k[0] for k in static.reusable(doc, "9.9")} == {"elementwise", "copy"}
+    write({**now, "codegen/sass.py": "changed"})
+    assert static.reusable(doc, "9.9") == {}
+    write({n: h for n, h in now.items() if n != "benchmarks/static_baselines.py"})
+    assert {k[0] for k in static.reusable(doc, "9.9")} == {"elementwise", "epilogue"}

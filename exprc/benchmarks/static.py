@@ -150,18 +150,31 @@ def run_jobs(jobs: list[Job], workers: int, liger_ops: str | None, progress=prin
     return list(zip(jobs, records, strict=True))
 
 
+# The files each kind of kernel's SASS depends on besides Triton and the expression's own code (plus COMMON).
+KIND_SOURCES = {
+    "elementwise": ("runtime/kernels/elementwise.py",),
+    "backward": ("runtime/kernels/elementwise_backward.py",),
+    "epilogue": ("runtime/kernels/matmul_epilogue.py", "runtime/kernels/grouped_tiles.py"),
+    "prologue": ("runtime/kernels/matmul_prologue.py", "runtime/kernels/grouped_tiles.py"),
+}
+BASELINE_SOURCES = ("benchmarks/static_baselines.py",)
+COMMON_SOURCES = ("codegen/compile_check.py", "codegen/sass.py")
+
+
 def kernel_sources() -> dict[str, str]:
-    """Digests of the sources a kernel's SASS depends on besides Triton and the expression's own code: the kernel
-    families, the baselines, and how kernels are compiled and counted. A run with the same Triton and the same
-    digests may take an earlier run's record of a kernel instead of compiling it again."""
+    """Digests (by path under exprc/) of the sources a kernel's SASS depends on besides Triton and the expression's
+    own code: the kernel families, the baselines, and how kernels are compiled and counted. A run with the same
+    Triton may take an earlier run's record of a kernel instead of compiling it again when the files that kind of
+    kernel depends on (`sources_of`) have the same digests."""
     import hashlib
 
     here = Path(__file__).resolve().parents[1]
-    files = [here / "runtime" / "kernels" / f"{name}.py" for name in ("elementwise", "elementwise_backward",
-                                                                        "matmul_epilogue", "matmul_prologue")]
-    files += [here / "benchmarks" / "static_baselines.py", here / "codegen" / "compile_check.py",
-              here / "codegen" / "sass.py"]
-    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest()[:12] for f in files if f.exists()}
+    names = sorted({n for names in KIND_SOURCES.values() for n in names} | set(BASELINE_SOURCES) | set(COMMON_SOURCES))
+    return {n: hashlib.sha256((here / n).read_bytes()).hexdigest()[:12] for n in names if (here / n).exists()}
+
+
+def sources_of(kind: str) -> tuple[str, ...]:
+    return KIND_SOURCES.get(kind, BASELINE_SOURCES) + COMMON_SOURCES
 
 
 def _record_key(kind: str, storage: str, code, config, precision) -> tuple:
@@ -169,16 +182,17 @@ def _record_key(kind: str, storage: str, code, config, precision) -> tuple:
 
 
 def reusable(path: Path, version: str) -> dict[tuple, dict]:
-    """The kernel records of the `version` run in the document at `path`, keyed for reuse, when that run was made
-    from the same kernel sources (else none)."""
+    """The kernel records of the `version` run in the document at `path`, keyed for reuse, of the kinds whose
+    sources (`sources_of`) are unchanged since that run."""
     try:
         run = json.loads(path.read_text())["runs"][version]
     except (OSError, ValueError, KeyError):
         return {}
-    if run.get("sources") != kernel_sources():
-        return {}
+    then, now = run.get("sources") or {}, kernel_sources()
+    same = {kind for kind in {r["kind"] for r in run["kernels"]}
+            if all(n in now and then.get(n) == now[n] for n in sources_of(kind))}
     return {_record_key(r["kind"], r["storage"], r["code"], r["config"], r["precision"]): r
-            for r in run["kernels"] if "error" not in r}
+            for r in run["kernels"] if "error" not in r and r["kind"] in same}
 
 
 def make_run(results: list[tuple[Job, dict]], codes: dict, *, arch: int, subset: bool, layers_path: str,
