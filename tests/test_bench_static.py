@@ -190,3 +190,12 @@ def test_records_are_reused_per_kind_only_while_that_kinds_sources_are_unchanged
     assert static.reusable(doc, "9.9") == {}
     write({n: h for n, h in now.items() if n != "benchmarks/static_baselines.py"})
     assert {k[0] for k in static.reusable(doc, "9.9")} == {"elementwise", "epilogue"}
+
+
+def test_occupancy_from_registers_threads_and_shared_memory() -> None:
+    assert static.ctas_per_sm(90, 128, 8, 0) == 2  # 128 registers x 256 threads: half the register file each
+    assert static.ctas_per_sm(90, 255, 4, 0) == 2  # 255 rounds to 256 a thread: 32K registers a program
+    assert static.ctas_per_sm(90, 32, 4, 0) == 16  # threads: 2048 / 128
+    assert static.ctas_per_sm(90, 64, 4, 100 * 1024) == 2  # shared memory: 228 KB / (100 + 1) KB
+    assert static.ctas_per_sm(80, 64, 4, 100 * 1024) == 1  # 164 KB on sm_80
+    assert static.ctas_per_sm(90, None, 4, 0) is None

@@ -41,6 +41,7 @@ DEFINITIONS = {
                    "over the output tile",
     "loop": "[before, in, after] the K loop (matmuls) or row loop (backward), instructions of one thread",
     "spills": "bytes of stack per thread (cuobjdump STACK): > 0 means register spills",
+    "ctas_per_sm": "programs resident per SM at once, from registers, threads and shared memory (bytes, 'shared')",
     "conversions": "F2I, I2F, FRND and F2F instructions on the main path (16 a clock per SM, like MUFU)",
 }
 
@@ -105,11 +106,28 @@ def compile_job(job: Job, liger_ops: str | None) -> dict:
         counted, mufu = p.main, p.mufu
     return {"kind": job.kind, "storage": job.storage, "code": job.code, "config": job.config_name,
             "precision": job.precision, "registers": k.registers, "spills": k.stack, "num_warps": k.num_warps,
+            "shared": k.shared, "ctas_per_sm": ctas_per_sm(job.arch, k.registers, k.num_warps, k.shared),
             "elements": k.elements, "instructions": p.main, "mufu": p.mufu, "mufu_ops": p.mufu_ops,
             "calls": p.calls, "cold": p.cold, "loop": [p.before_loop, p.loop_body, p.after_loop],
             "conversions": sum(p.opcodes.get(op, 0) for op in CONVERSIONS),
             "per_element": {"instructions": round(counted * threads / k.elements, 3),
                             "mufu": round(mufu * threads / k.elements, 3)}}
+
+
+# Per SM: 64K registers (allocated per warp in units of 256), 2048 threads, 32 CTAs; shared memory (bytes) usable
+# by CTAs, each of which also reserves 1 KB (CUDA occupancy calculator: sm_90 228 KB, sm_80 164 KB).
+SM_SHARED = {90: 228 * 1024, 80: 164 * 1024}
+
+
+def ctas_per_sm(arch: int, registers: int | None, num_warps: int, shared: int) -> int | None:
+    """How many programs of a kernel fit on one SM at once (registers, threads, shared memory)."""
+    if not registers:
+        return None
+    per_warp = -(-registers * 32 // 256) * 256
+    by_registers = (65536 // per_warp) // num_warps
+    by_threads = 2048 // (num_warps * 32)
+    by_shared = SM_SHARED.get(arch, SM_SHARED[80]) // (shared + 1024)
+    return min(by_registers, by_threads, by_shared, 32)
 
 
 def _safe_compile_job(job: Job, liger_ops: str | None) -> dict:

@@ -30,6 +30,7 @@ class CompiledKernel:
     stack: int | None  # bytes of stack per thread: > 0 means spills
     num_warps: int = 4
     elements: int = 0  # elements one program computes (per loop iteration, for a kernel looping over rows)
+    shared: int = 0  # bytes of shared memory per program (Triton's metadata)
 
     def with_elements(self, elements: int) -> CompiledKernel:
         return replace(self, elements=elements)
@@ -97,7 +98,8 @@ def compile_kernel(kernel, signature: dict[str, str], constexprs: dict, aligned:
     options = {"num_warps": num_warps} if num_stages is None else {"num_warps": num_warps, "num_stages": num_stages}
     compiled = triton.compile(src, target=GPUTarget("cuda", arch, 32), options=options)
     registers, stack = resource_usage(compiled.asm["cubin"])
-    return CompiledKernel(arch, compiled.asm["ptx"], compiled.asm["cubin"], registers, stack, num_warps)
+    return CompiledKernel(arch, compiled.asm["ptx"], compiled.asm["cubin"], registers, stack, num_warps,
+                          shared=int(getattr(compiled.metadata, "shared", 0) or 0))
 
 
 def _compiled_family(name: str, expr: ModuleType) -> ModuleType:
