@@ -180,9 +180,16 @@ def linear_residual_norm(a: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     if m:
         vec = [t.to(a.device).contiguous() if t is not None else None
                for t in (bias, scale, norm_weight, norm_bias)]
-        _launch_tuned("matmul_epilogue", expr, m, n, k, a, rows, weight.contiguous(), vec[0], vec[1],
-                      _rows(residual, n) if residual is not None else None, vec[2], vec[3],
-                      r if write_r else None, y)
+        w = weight.contiguous()
+        args = (rows, w, vec[0], vec[1], _rows(residual, n) if residual is not None else None, vec[2], vec[3],
+                r if write_r else None, y)
+        tile = tma_tile(rows, w, m, n, k)
+        if tile is not None:  # sm_90: the TMA + persistent variant
+            with _on(a):
+                family_for("matmul_epilogue_tma", expr).launch(expr, *args, input_precision=_precision(a),
+                                                               config=tile, sm_count=device_limits(a)[0])
+        else:
+            _launch_tuned("matmul_epilogue", expr, m, n, k, a, *args)
     return (r.view(shape) if write_r else r), y.view(shape)
 
 
@@ -294,11 +301,41 @@ def table_config(family: str, m: int, n: int, x: torch.Tensor):
     return triton.Config(c.meta(), num_warps=c.num_warps, num_stages=c.num_stages)
 
 
+def tma_requested() -> bool:
+    """EXPRC_TMA=0 turns the sm_90 TMA + persistent epilogue kernel off (today's kernel everywhere)."""
+    return os.environ.get("EXPRC_TMA", "1").lower() not in ("0", "false", "no", "off")
+
+
+def _address(t: torch.Tensor) -> int:
+    """t's address for TMA's alignment rule; under tracing (a fake tensor has none) its offset in its storage,
+    whose own address torch's CUDA allocator aligns to 512 bytes."""
+    try:
+        return t.data_ptr()
+    except RuntimeError:
+        return t.storage_offset() * t.element_size()
+
+
+def tma_tile(a: torch.Tensor, weight: torch.Tensor, m: int, n: int, k: int):
+    """The tile of the TMA + persistent epilogue kernel for this GEMM (`tma_tiles.select_tma`: sm_90, TMA-aligned
+    a and weight, enough tiles to fill the GPU), or None: today's kernel runs (also on CPU tensors, under
+    EXPRC_AUTOTUNE=1, which tunes today's kernel, and with EXPRC_TMA=0)."""
+    if not a.is_cuda or autotune_requested() or not tma_requested():
+        return None
+    from .kernels.tma_tiles import select_tma
+
+    return select_tma(torch.cuda.get_device_capability(a.device), m, n, k, a.element_size(),
+                      (_address(a), _address(weight)), *device_limits(a), input_precision=_precision(a))
+
+
+def _precision(x: torch.Tensor) -> str:
+    """The dot's input precision: TF32 only where torch's own f32 matmuls may use it."""
+    return "tf32" if x.dtype == torch.float32 and x.is_cuda and torch.backends.cuda.matmul.allow_tf32 else "ieee"
+
+
 def _launch_tuned(family: str, expr: ModuleType, m: int, n: int, k: int, x: torch.Tensor, *args) -> None:
     from .kernels.support import is_interpreted
 
-    precision = "tf32" if x.dtype == torch.float32 and x.is_cuda and torch.backends.cuda.matmul.allow_tf32 \
-        else "ieee"  # TF32 only where torch's own f32 matmuls may use it
+    precision = _precision(x)
     kernels = family_for(family, expr)
     if is_interpreted(expr.expr_fn):  # the interpreter runs one fixed tile
         kernels.launch(expr, *args, input_precision=precision, config=None)

@@ -14,7 +14,7 @@ from types import ModuleType
 
 from .support import import_source
 
-FAMILIES = ("elementwise", "elementwise_backward", "matmul_epilogue", "matmul_prologue")
+FAMILIES = ("elementwise", "elementwise_backward", "matmul_epilogue", "matmul_epilogue_tma", "matmul_prologue")
 
 
 def family(name: str, interpreted: bool) -> ModuleType:

@@ -1,0 +1,263 @@
+"""The sm_90 TMA + persistent matmul epilogue (`runtime/kernels/matmul_epilogue_tma.py`).
+
+- under Triton's interpreter (CPU): both load paths (tensor descriptors, pointers) against today's kernel (bit for
+  bit: same tiles, same K order) and a float64 reference, with programs looping over several tiles;
+- its selection rule (`tma_tiles.select_tma`, `ops.tma_tile`): plain Python, any machine;
+- compiled for sm_90 without a GPU (Triton 3.8 here; Triton 3.6 too where /work/tri36 or EXPRC_TRITON36_PYTHON
+  has it): no spills, TMA loads and warpgroup MMAs in the SASS, its epilogue counted;
+- on a GPU (marked `gpu`, skipped without CUDA): against today's kernel, and picked by the operator on sm_90.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import exprc
+from exprc.compiler import expression_module
+from exprc.ir import evaluate
+from exprc.runtime.kernels import family_for
+from exprc.runtime.kernels.tiles import TileConfig
+from exprc.runtime.kernels.tma_tiles import persistent_programs, select_tma, tma_configs, tma_tile
+
+DEEP = "-0.84*x + 1.31*clip(2*x) + 0.548*tanh(tanh(tanh(x)) + 0.227)"  # blocks.2.norm1 of the paper
+ROUNDING = {torch.float32: 2.0**-24, torch.bfloat16: 2.0**-7, torch.float16: 2.0**-11}  # as test_fused_epilogue
+NAMES = ("a", "weight", "bias", "scale", "residual", "norm_weight", "norm_bias")
+
+
+def _operands(m, n, k, dtype, seed=0, device="cpu"):
+    g = torch.Generator().manual_seed(seed)
+
+    def rnd(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale).to(dtype).to(device)
+
+    return {"a": rnd(m, k), "weight": rnd(n, k, scale=k ** -0.5), "bias": rnd(n), "scale": rnd(n, scale=0.7),
+            "residual": rnd(m, n), "norm_weight": rnd(n), "norm_bias": rnd(n)}
+
+
+def _outputs(ops):
+    m, n = ops["a"].shape[0], ops["weight"].shape[0]
+    full = torch.full((m, n), float("nan"), dtype=ops["a"].dtype, device=ops["a"].device)
+    return full, full.clone()
+
+
+def _run_today(module, ops):
+    r, y = _outputs(ops)
+    family_for("matmul_epilogue", module).launch(module, *(ops[k] for k in NAMES), r, y)
+    return r, y
+
+
+def _run_tma(module, ops, **kw):
+    r, y = _outputs(ops)
+    family_for("matmul_epilogue_tma", module).launch(module, *(ops[k] for k in NAMES), r, y, **kw)
+    return r, y
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("use_tma", [True, False], ids=["descriptors", "pointers"])
+def test_persistent_kernel_equals_todays_and_float64(triton_interpret, dtype, use_tma):
+    """M, N ragged (3 x 3 tiles of 32, the last ones partial), K = 40 (one full and one zero-filled/masked
+    K-tile); 2 programs: each loops over several tiles in grouped order."""
+    module = expression_module(DEEP)
+    ops = _operands(70, 72, 40, dtype)
+    r, y = _run_tma(module, ops, use_tma=use_tma, programs=2)
+    r0, y0 = _run_today(module, ops)
+    assert torch.equal(r, r0) and torch.equal(y, y0)
+    ref_r = ops["a"].double() @ ops["weight"].double().T
+    ref_r = (ref_r + ops["bias"].double()) * ops["scale"].double() + ops["residual"].double()
+    assert torch.all((r.double() - ref_r).abs() <= ref_r.abs() * ROUNDING[dtype] + 1e-5 * (1 + ref_r.abs()))
+    ref_y = torch.from_numpy(evaluate(exprc.parse(DEEP), r.double().numpy()))
+    ref_y = ref_y * ops["norm_weight"].double() + ops["norm_bias"].double()
+    assert torch.all((y.double() - ref_y).abs() <= ref_y.abs() * ROUNDING[dtype] + 2e-6 * (1 + ref_y.abs()))
+
+
+@pytest.mark.parametrize("programs", [1, 4, 9, 13])
+def test_every_tile_once_whatever_the_grid(triton_interpret, programs):
+    """1 program does all 9 tiles; 13 programs: 4 find none. Without r, with the optional inputs left out."""
+    module = expression_module("tanh(x)")
+    ops = _operands(65, 66, 32, torch.float32, seed=3)
+    ops.update(bias=None, scale=None, residual=None)
+    r, y = _outputs(ops)
+    family_for("matmul_epilogue_tma", module).launch(module, *(ops[k] for k in NAMES), None, y, programs=programs)
+    _, y0 = _run_today(module, ops)
+    assert torch.equal(y, y0)
+
+
+# -- selection ------------------------------------------------------------------------------------------------------
+H100 = dict(sm_count=132, shared_memory=232448)  # SMs, shared memory per block (opt-in) of an H100/H200
+ALIGNED = (1 << 20, 1 << 21)
+
+
+def _select(capability=(9, 0), m=12608, n=768, k=768, es=2, pointers=ALIGNED, precision="ieee", **device):
+    return select_tma(capability, m, n, k, es, pointers, **{**H100, **device}, input_precision=precision)
+
+
+def test_selection_on_hopper_for_vit_shapes():
+    assert _select() == TileConfig(128, 64, 64, 8, 4, 4)  # ViT-B batch 64: 99 x 12 tiles
+    assert _select(m=8 * 197) == TileConfig(128, 64, 64, 8, 4, 4)  # batch 8: 13 x 12 tiles
+    assert _select(m=4 * 197) == TileConfig(64, 64, 64, 8, 4, 4)  # batch 4: 128-row tiles give 84 < 132 SMs
+    assert _select(m=2 * 197) is None  # batch 2: no tile fills the GPU
+    assert _select(es=4, precision="tf32") == TileConfig(64, 64, 32, 8, 4, 4)
+    assert _select(shared_memory=70000) == TileConfig(64, 64, 64, 8, 4, 4)  # 96 KiB of stages do not fit
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(dict(capability=(8, 0)), id="sm_80"),
+    pytest.param(dict(capability=(10, 0)), id="sm_100"),
+    pytest.param(dict(pointers=(1 << 20, (1 << 21) + 8)), id="W-misaligned"),
+    pytest.param(dict(pointers=((1 << 20) + 2, 1 << 21)), id="A-misaligned"),
+    pytest.param(dict(k=100), id="row-stride-200-bytes"),
+    pytest.param(dict(es=4, precision="ieee"), id="f32-ieee"),
+    pytest.param(dict(m=300), id="small-M"),
+])
+def test_selection_falls_back_to_todays_kernel(case):
+    assert _select(**case) is None
+
+
+def test_tile_table_keeps_two_programs_an_sm_whatever_the_expression():
+    from exprc.benchmarks.static import ctas_per_sm
+
+    for es in (2, 4):
+        for c in tma_configs(es):
+            assert c.block_k * es <= 128
+            # the most registers ptxas gives a thread, the stages and 64 bytes of barriers and descriptors
+            assert ctas_per_sm(90, 255, c.num_warps, c.shared_memory_bytes(es) + 64) >= 2
+    c = tma_tile(12608, 768, 2, 132, 232448)
+    assert persistent_programs(c, 12608, 768, 132) == 264  # two an SM
+    assert persistent_programs(c, 256, 256, 132) == 8  # at most one a tile
+
+
+def test_operator_rule(monkeypatch):
+    """ops.tma_tile: CPU tensors, EXPRC_AUTOTUNE=1 and EXPRC_TMA=0 keep today's kernel; on an (imitated) H100
+    with aligned tensors the table's tile."""
+    from exprc.runtime import ops
+
+    a, w = torch.empty(12608, 768, dtype=torch.bfloat16), torch.empty(768, 768, dtype=torch.bfloat16)
+    assert ops.tma_tile(a, w, 12608, 768, 768) is None  # CPU
+    fake = [SimpleNamespace(is_cuda=True, device="cuda:0", element_size=t.element_size, data_ptr=lambda: 1 << 20)
+            for t in (a, w)]
+    monkeypatch.setattr(ops, "device_limits", lambda x: (132, 232448))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setattr(ops, "_precision", lambda x: "ieee")
+    assert ops.tma_tile(*fake, 12608, 768, 768) == TileConfig(128, 64, 64, 8, 4, 4)
+    monkeypatch.setenv("EXPRC_TMA", "0")
+    assert ops.tma_tile(*fake, 12608, 768, 768) is None
+    monkeypatch.setenv("EXPRC_TMA", "1")
+    monkeypatch.setenv("EXPRC_AUTOTUNE", "1")
+    assert ops.tma_tile(*fake, 12608, 768, 768) is None
+
+
+# -- static: compiled for sm_90 without a GPU -----------------------------------------------------------------------
+def test_compiles_for_sm90_with_tma_and_no_spills():
+    from exprc.codegen.compile_tma import compile_epilogue_tma, epilogue_split
+
+    module = expression_module(DEEP, "precise", interpreted=False)
+    k = compile_epilogue_tma(module, storage="bfloat16", config=tma_configs(2)[0], HAS_SCALE=True)
+    assert k.stack == 0, k.stack
+    assert k.count(r"cp\.async\.bulk\.tensor") >= 2  # A and W through TMA
+    assert k.count(r"cp\.async\.c[ag]") == 0  # not today's cp.async path
+    split = epilogue_split(k.sass())
+    assert 0 < split.k_loop < 200 < split.epilogue  # wgmma K loop, then f on 64 elements a thread
+    assert split.epilogue_mufu > 0  # three tanh
+
+
+TRITON36 = os.environ.get("EXPRC_TRITON36_PYTHON", "/work/tri36/bin/python")
+
+
+@pytest.mark.skipif(not Path(TRITON36).exists(), reason="no Triton 3.6 environment")
+def test_compiles_for_sm90_on_triton36_without_spills(tmp_path):
+    """The same compile under Triton 3.6 (the GPU machines' version; a torch-less environment)."""
+    script = (
+        "import sys, types; sys.modules.setdefault('torch', types.ModuleType('torch'))\n"
+        "import triton; assert triton.__version__.startswith('3.6'), triton.__version__\n"
+        "from exprc.codegen.compile_tma import compile_epilogue_tma\n"
+        "from exprc.compiler import compile_expr, expression_module\n"
+        "from exprc.runtime.kernels.tma_tiles import tma_configs\n"
+        f"m = expression_module(compile_expr({DEEP!r}, 'precise'), interpreted=False)\n"
+        "k = compile_epilogue_tma(m, storage='bfloat16', config=tma_configs(2)[0], HAS_SCALE=True)\n"
+        "print(k.registers, k.stack, k.count(r'cp\\.async\\.bulk\\.tensor'))\n")
+    root = str(Path(__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = root
+    out = subprocess.run([TRITON36, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    registers, stack, tma_loads = map(int, out.stdout.split()[-3:])
+    assert stack == 0 and tma_loads >= 2, out.stdout
+
+
+# -- on a GPU -------------------------------------------------------------------------------------------------------
+def _hopper() -> bool:
+    return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=str)
+def test_gpu_tma_kernel_matches_todays_kernel(dtype):
+    if not _hopper():
+        pytest.skip("TMA + wgmma: sm_90 only")
+    from exprc.runtime.ops import device_limits
+
+    module = expression_module(DEEP, interpreted=False)
+    ops = _operands(2 * 197 * 8 + 5, 768, 3072, dtype, device="cuda")
+    sm, smem = device_limits(ops["a"])
+    precision = "tf32" if dtype == torch.float32 else "ieee"
+    tile = tma_tile(ops["a"].shape[0], 768, ops["a"].element_size(), sm, smem)
+    r, y = _outputs(ops)
+    family_for("matmul_epilogue_tma", module).launch(module, *(ops[k] for k in NAMES), r, y,
+                                                     input_precision=precision, config=tile, sm_count=sm)
+    r0, y0 = _outputs(ops)
+    import triton
+
+    from exprc.runtime.ops import table_config
+
+    config = table_config("matmul_epilogue", ops["a"].shape[0], 768, ops["a"])
+    family_for("matmul_epilogue", module).launch(module, *(ops[k] for k in NAMES), r0, y0,
+                                                 input_precision=precision, config=config)
+    torch.cuda.synchronize()
+    assert isinstance(config, triton.Config)
+    # f32 accumulation in another order of K-tiles' MMAs: within the storage dtype's rounding
+    tol = 4 * ROUNDING[dtype] if dtype != torch.float32 else 1e-3
+    assert torch.allclose(r.float(), r0.float(), rtol=tol, atol=tol), (r.float() - r0.float()).abs().max()
+    assert torch.allclose(y.float(), y0.float(), rtol=4 * tol, atol=4 * tol), (y.float() - y0.float()).abs().max()
+
+
+@pytest.mark.gpu
+def test_gpu_operator_picks_tma_and_compiles_and_captures():
+    """linear_residual_norm on sm_90 runs the TMA variant (the tile it picks), eager, under torch.compile and in
+    a CUDA graph, with the same outputs."""
+    if not _hopper():
+        pytest.skip("TMA + wgmma: sm_90 only")
+    from exprc.runtime import ops as exprc_ops
+
+    module = expression_module(DEEP, interpreted=False)
+    key = exprc_ops.register(module)
+    o = _operands(64 * 197, 768, 3072, torch.bfloat16, device="cuda")
+    assert exprc_ops.tma_tile(o["a"], o["weight"], 64 * 197, 768, 3072) is not None
+
+    def fused(a):
+        return torch.ops.exprc.linear_residual_norm(a, o["weight"], o["bias"], None, o["residual"],
+                                                    o["norm_weight"], o["norm_bias"], key, True, True)
+
+    r, y = fused(o["a"])
+    os.environ["EXPRC_TMA"] = "0"
+    try:
+        r0, y0 = fused(o["a"])
+    finally:
+        del os.environ["EXPRC_TMA"]
+    assert torch.allclose(r.float(), r0.float(), rtol=2**-6, atol=2**-6)
+    assert torch.allclose(y.float(), y0.float(), rtol=2**-5, atol=2**-5)
+    rc, yc = torch.compile(fused)(o["a"])
+    assert torch.equal(rc, r) and torch.equal(yc, y)
+    graph, static_a = torch.cuda.CUDAGraph(), o["a"].clone()
+    fused(static_a)  # compiled and allocator set before capture
+    with torch.cuda.graph(graph):
+        rg, yg = fused(static_a)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(rg, r) and torch.equal(yg, y)
