@@ -166,6 +166,32 @@ def test_compiles_for_sm90_with_tma_and_no_spills():
     assert split.epilogue_mufu > 0  # three tanh
 
 
+def test_static_sweep_compiles_the_tma_kind_for_sm90():
+    """`exprc bench static` has the kind "epilogue-tma": sm_90 only, every tile the launcher can select (f32 with
+    TF32 dots only), recorded with its epilogue split out of the tile loop and its occupancy."""
+    from exprc.benchmarks.static import DEFAULT_LAYERS, KIND_SOURCES, compile_job
+    from exprc.benchmarks.static_cases import sweep
+    from exprc.frontend.layer_files import read_layers
+
+    from exprc.frontend.layer_set import LayerSet
+
+    every = read_layers(DEFAULT_LAYERS)
+    layers = LayerSet({la.name: la for la in every if la.name in ("blocks.0.norm1", "blocks.2.norm1")}, every.model,
+                      every.clip, every.source)
+    jobs, _ = sweep(layers, ("precise",), ("bfloat16", "float32"), (90, 80), only=("epilogue-tma",))
+    assert {j.kind for j in jobs} == {"epilogue-tma"} and {j.arch for j in jobs} == {90}
+    assert {(j.storage, j.config_name, j.precision) for j in jobs} == {
+        ("bfloat16", "128x64x64 w4 s4", "ieee"), ("bfloat16", "64x64x64 w4 s4", "ieee"),
+        ("float32", "64x64x32 w4 s4", "tf32")}
+    root = Path(__file__).resolve().parents[1] / "exprc"
+    assert all((root / name).exists() for name in KIND_SOURCES["epilogue-tma"])
+    deep = next(j for j in jobs if "tanh" in j.expr and j.storage == "bfloat16" and j.config.block_m == 64)
+    record = compile_job(deep, None)
+    assert record["spills"] == 0 and record["ctas_per_sm"] >= 2
+    before, k_loop, epilogue = record["loop"]
+    assert 0 < k_loop < 200 < epilogue and record["per_element"]["mufu"] > 0
+
+
 TRITON36 = os.environ.get("EXPRC_TRITON36_PYTHON", "/work/tri36/bin/python")
 
 

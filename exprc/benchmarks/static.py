@@ -37,9 +37,10 @@ DEFINITIONS = {
     "instructions": "SASS instructions of one thread on the kernel's main path (NOPs and called slow paths left "
                     "out; both sides of a branch counted)",
     "per_element": "instructions and MUFU per element: element-wise kernels over a program's elements, the "
-                   "backward kernel over one iteration of its row loop, matmuls the epilogue (after the K loop) "
-                   "over the output tile",
-    "loop": "[before, in, after] the K loop (matmuls) or row loop (backward), instructions of one thread",
+                   "backward kernel over one iteration of its row loop, matmuls the epilogue (after the K loop; "
+                   "epilogue-tma: after the K loop inside its tile loop) over the output tile",
+    "loop": "[before, in, after] the K loop (matmuls) or row loop (backward), instructions of one thread; "
+            "epilogue-tma: [set-up and the tile loop's head, the K loop, the tile loop after the K loop]",
     "spills": "bytes of stack per thread (cuobjdump STACK): > 0 means register spills",
     "ctas_per_sm": "programs resident per SM at once, from registers, threads and shared memory (bytes, 'shared')",
     "conversions": "F2I, I2F, FRND and F2F instructions on the main path (16 a clock per SM, like MUFU)",
@@ -59,7 +60,7 @@ def _compile(job: Job, liger_ops: str | None):
     from ..codegen import compile_check as cc
     from . import static_baselines as sb
 
-    if job.kind in ("elementwise", "backward", "epilogue", "prologue"):
+    if job.kind in ("elementwise", "backward", "epilogue", "epilogue-tma", "prologue"):
         from ..compiler import compile_expr, expression_module
 
         module = expression_module(compile_expr(job.expr, job.mode, clip=job.clip), interpreted=False)
@@ -67,6 +68,11 @@ def _compile(job: Job, liger_ops: str | None):
             return cc.compile_elementwise(module, arch=job.arch, storage=job.storage)
         if job.kind == "backward":
             return cc.compile_backward(module, arch=job.arch, storage=job.storage)
+        if job.kind == "epilogue-tma":
+            from ..codegen.compile_tma import compile_epilogue_tma
+
+            return compile_epilogue_tma(module, arch=job.arch, storage=job.storage, config=job.config,
+                                        input_precision=job.precision, HAS_SCALE=True)
         compile_matmul = cc.compile_epilogue if job.kind == "epilogue" else cc.compile_prologue
         flags = {"HAS_SCALE": True} if job.kind == "epilogue" else {}
         return compile_matmul(module, arch=job.arch, storage=job.storage, config=job.config,
@@ -98,7 +104,13 @@ def compile_job(job: Job, liger_ops: str | None) -> dict:
     k = _compile(job, liger_ops)
     p = k.profile()
     threads = k.num_warps * 32
-    if job.kind in ("epilogue", "prologue", "tutorial-matmul"):  # the epilogue: after the K loop
+    loop = [p.before_loop, p.loop_body, p.after_loop]
+    if job.kind == "epilogue-tma":  # persistent: the epilogue follows the K loop inside the tile loop
+        from ..codegen.compile_tma import epilogue_split
+
+        s = epilogue_split(k.sass())
+        counted, mufu, loop = s.epilogue, s.epilogue_mufu, [s.before + s.tile_head, s.k_loop, s.epilogue]
+    elif job.kind in ("epilogue", "prologue", "tutorial-matmul"):  # the epilogue: after the K loop
         counted, mufu = p.after_loop, p.loop_mufu[2]
     elif p.has_loop:  # the backward kernel: one iteration of its row loop
         counted, mufu = p.loop_body, p.loop_mufu[1]
@@ -108,7 +120,7 @@ def compile_job(job: Job, liger_ops: str | None) -> dict:
             "precision": job.precision, "registers": k.registers, "spills": k.stack, "num_warps": k.num_warps,
             "shared": k.shared, "ctas_per_sm": ctas_per_sm(job.arch, k.registers, k.num_warps, k.shared),
             "elements": k.elements, "instructions": p.main, "mufu": p.mufu, "mufu_ops": p.mufu_ops,
-            "calls": p.calls, "cold": p.cold, "loop": [p.before_loop, p.loop_body, p.after_loop],
+            "calls": p.calls, "cold": p.cold, "loop": loop,
             "conversions": sum(p.opcodes.get(op, 0) for op in CONVERSIONS),
             "per_element": {"instructions": round(counted * threads / k.elements, 3),
                             "mufu": round(mufu * threads / k.elements, 3)}}
@@ -173,6 +185,8 @@ KIND_SOURCES = {
     "elementwise": ("runtime/kernels/elementwise.py",),
     "backward": ("runtime/kernels/elementwise_backward.py",),
     "epilogue": ("runtime/kernels/matmul_epilogue.py", "runtime/kernels/grouped_tiles.py"),
+    "epilogue-tma": ("runtime/kernels/matmul_epilogue_tma.py", "runtime/kernels/tma_tiles.py",
+                     "codegen/compile_tma.py"),
     "prologue": ("runtime/kernels/matmul_prologue.py", "runtime/kernels/grouped_tiles.py"),
 }
 BASELINE_SOURCES = ("benchmarks/static_baselines.py",)
@@ -279,6 +293,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtypes", default=None, help="storage dtypes, comma-separated (default: float32,bfloat16,float16)")
     p.add_argument("--arch", default="90,80", help="compute capabilities, comma-separated (default 90,80)")
     p.add_argument("--subset", action="store_true", help="the fixed representative subset CI compiles")
+    p.add_argument("--kinds", default=None, help="only these kinds of kernel, comma-separated (e.g. epilogue-tma)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compiler processes (default: CPUs)")
     p.add_argument("--results-dir", metavar="DIR", help="where static-sm<arch>.json goes (default bench/results; "
                                                         "for --subset a new temporary directory, printed)")
@@ -305,7 +320,8 @@ def run(args: argparse.Namespace) -> int:
     modes, storages = _csv(args.modes, ALL_MODES), _csv(args.dtypes, STORAGES)
     archs = tuple(int(a) for a in _csv(args.arch, ("90", "80")))
     liger = args.liger_dir or (str(liger_dir()) if liger_dir() else None)
-    jobs, codes = sweep(read_layers(layers_path), modes, storages, archs, subset=args.subset)
+    jobs, codes = sweep(read_layers(layers_path), modes, storages, archs, subset=args.subset,
+                        only=_csv(args.kinds, ()) or None)
     results_dir = args.results_dir or (tempfile.mkdtemp(prefix="exprc-static-") if args.subset else "bench/results")
     import triton
 

@@ -1,11 +1,12 @@
 """What `exprc bench static` compiles: one `Job` per distinct kernel, and which layers and modes use it.
 
-The sweep is every kernel family (element-wise forward and backward, matmul epilogue and prologue) for every
-layer, mode and storage dtype, in every tile configuration the launcher can select for that dtype (f32 inputs
-also with TF32 dots, which the launcher uses where torch allows TF32; the prologue only for expressions the
-planner and the runtime place there, `planner.prologue_fits`); the epilogue with all its optional inputs
-(bias, layer scale, residual, r, w, b: the most registers). Layers whose generated code is the same (clip-only
-expressions are identical in every mode) share their kernels: jobs are keyed by a digest of the code.
+The sweep is every kernel family (element-wise forward and backward, matmul epilogue, its sm_90 TMA + persistent
+variant "epilogue-tma", and prologue) for every layer, mode and storage dtype, in every tile configuration the
+launcher can select for that dtype (f32 inputs also with TF32 dots, which the launcher uses where torch allows TF32;
+the prologue only for expressions the planner and the runtime place there, `planner.prologue_fits`); the epilogue
+with all its optional inputs (bias, layer scale, residual, r, w, b: the most registers). Layers whose generated code
+is the same (clip-only expressions are identical in every mode) share their kernels: jobs are keyed by a digest of
+the code.
 Beside them: a plain copy, Liger's LayerNorm and DyT forward, and Triton's tutorial matmul in each configuration.
 
 `SUBSET` is the fixed representative part CI compiles (see tests/test_bench_static.py).
@@ -18,8 +19,9 @@ from dataclasses import dataclass
 
 from ..frontend.layer_set import LayerSet
 from ..runtime.kernels.tiles import MATMUL_CONFIGS, MAX_K_SLICE_BYTES, PROLOGUE_CONFIGS, TileConfig
+from ..runtime.kernels.tma_tiles import TMA_ARCH, tma_configs
 
-EXPRC_KINDS = ("elementwise", "backward", "epilogue", "prologue")
+EXPRC_KINDS = ("elementwise", "backward", "epilogue", "epilogue-tma", "prologue")
 BASELINE_KINDS = ("copy", "liger-layernorm", "liger-dyt", "tutorial-matmul")
 ELEMENT_SIZE = {"float32": 4, "bfloat16": 2, "float16": 2}
 STORAGES = ("bfloat16", "float16", "float32")
@@ -74,6 +76,13 @@ def matmul_choices(configs: tuple[TileConfig, ...], storage: str) -> list[tuple[
     return [(c, p) for c in configs if c.block_k * es <= MAX_K_SLICE_BYTES for p in precisions]
 
 
+def tma_choices(storage: str) -> list[tuple[TileConfig, str]]:
+    """(configuration, input precision) pairs the sm_90 TMA epilogue can run for `storage` (`tma_tiles`: f32 only
+    with TF32 dots)."""
+    es = ELEMENT_SIZE[storage]
+    return [(c, "tf32" if es == 4 else "ieee") for c in tma_configs(es)]
+
+
 def layer_codes(layer_set: LayerSet, modes: tuple[str, ...]) -> dict[str, dict[str, dict]]:
     """layer -> mode -> {"f": digest of f's code, "grad": digest of f and f', "flops"}; in auto mode, where a
     storage dtype's lowering differs, "f" and "grad" are {storage: digest} and "lowering" {storage: mode}."""
@@ -104,14 +113,17 @@ def code_for(entry: dict, key: str, storage: str) -> str:
 
 
 def sweep(layer_set: LayerSet, modes: tuple[str, ...], storages: tuple[str, ...], archs: tuple[int, ...], *,
-          subset: bool = False) -> tuple[list[Job], dict[str, dict[str, dict]]]:
-    """The distinct jobs of the sweep (or of SUBSET) and `layer_codes` of the layers it covers."""
+          subset: bool = False, only: tuple[str, ...] | None = None) -> tuple[list[Job], dict[str, dict[str, dict]]]:
+    """The distinct jobs of the sweep (or of SUBSET) and `layer_codes` of the layers it covers; `only`: of these
+    kinds alone."""
     if subset:
         layers = [layer for layer in layer_set if layer.name in SUBSET["layers"]]
         layer_set = LayerSet({la.name: la for la in layers}, layer_set.model, layer_set.clip, layer_set.source)
         storages = tuple(s for s in storages if s in SUBSET["storages"])
         archs = tuple(a for a in archs if a in SUBSET["archs"])
     kinds = SUBSET["kinds"] if subset else EXPRC_KINDS + BASELINE_KINDS
+    if only is not None:
+        kinds = tuple(k for k in kinds if k in only)
     codes = layer_codes(layer_set, modes)
     jobs: dict[tuple, Job] = {}
 
@@ -141,6 +153,9 @@ def sweep(layer_set: LayerSet, modes: tuple[str, ...], storages: tuple[str, ...]
                             if subset and config not in SUBSET[kind]["configs"]:
                                 continue
                             add(Job(kind, code=f, config=config, precision=precision, **base))
+                    if "epilogue-tma" in kinds and arch // 10 == TMA_ARCH:  # sm_90 only, as the launcher
+                        for config, precision in tma_choices(storage):
+                            add(Job("epilogue-tma", code=f, config=config, precision=precision, **base))
             if "copy" in kinds:
                 add(Job("copy", storage, arch))
             if "liger-layernorm" in kinds:
@@ -154,5 +169,5 @@ def sweep(layer_set: LayerSet, modes: tuple[str, ...], storages: tuple[str, ...]
                 for config in dict.fromkeys(c for c, _ in matmul_choices(MATMUL_CONFIGS, storage)):
                     add(Job("tutorial-matmul", storage, arch, config=config))
     order = {kind: i for i, kind in enumerate(("elementwise", "copy", "liger-layernorm", "liger-dyt", "backward",
-                                               "epilogue", "tutorial-matmul", "prologue"))}
+                                               "epilogue", "epilogue-tma", "tutorial-matmul", "prologue"))}
     return sorted(jobs.values(), key=lambda j: order[j.kind]), codes  # quick kinds first
