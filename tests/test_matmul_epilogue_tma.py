@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -145,6 +146,17 @@ def test_operator_rule(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     monkeypatch.setattr(ops, "_precision", lambda x: "ieee")
     assert ops.tma_tile(*fake, 12608, 768, 768) == TileConfig(128, 64, 64, 8, 4, 4)
+    # under tracing (fake tensors) the offset in the storage decides
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        whole, shifted = torch.empty(64, 64, dtype=torch.bfloat16), torch.empty(65, 64, dtype=torch.bfloat16)[1:]
+    with FakeTensorMode():
+        odd = torch.empty(64 * 64 + 1, dtype=torch.bfloat16)[1:].view(64, 64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # never a fake tensor's data_ptr() (deprecated: a made-up address)
+        assert ops._address(whole) % 16 == 0 and ops._address(shifted) % 16 == 0
+        assert ops._address(odd) % 16 == 2
     monkeypatch.setenv("EXPRC_TMA", "0")
     assert ops.tma_tile(*fake, 12608, 768, 768) is None
     monkeypatch.setenv("EXPRC_TMA", "1")

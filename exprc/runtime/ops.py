@@ -309,10 +309,11 @@ def tma_requested() -> bool:
 def _address(t: torch.Tensor) -> int:
     """t's address for TMA's alignment rule; under tracing (a fake tensor has none) its offset in its storage,
     whose own address torch's CUDA allocator aligns to 512 bytes."""
-    try:
-        return t.data_ptr()
-    except RuntimeError:
+    from torch._subclasses.fake_tensor import is_fake
+
+    if is_fake(t):
         return t.storage_offset() * t.element_size()
+    return t.data_ptr()
 
 
 def tma_tile(a: torch.Tensor, weight: torch.Tensor, m: int, n: int, k: int):
