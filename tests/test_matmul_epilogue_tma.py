@@ -235,7 +235,7 @@ def _hopper() -> bool:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=str)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=str)  # f16: bf16's code, another type
 def test_gpu_tma_kernel_matches_todays_kernel(dtype):
     if not _hopper():
         pytest.skip("TMA + wgmma: sm_90 only")
