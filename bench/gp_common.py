@@ -2,7 +2,7 @@
 
 The mappings are extracted from the committed weights (examples/tiny_digits/model.safetensors) over the 359
 validation digits written as an ImageFolder, at any number of points per layer (the paper: 50,000), into
-$EXPRC_CACHE_DIR/bench (else ~/.cache/exprc/bench), with `exprc extract` itself.
+$EXPRC_CACHE_DIR/bench (else ~/.cache/exprc/bench), named by the weights' hash, with `exprc extract` itself.
 """
 
 from __future__ import annotations
@@ -47,19 +47,22 @@ def machine() -> dict:
 
 
 def tiny_digits_mappings(points: int) -> Path:
-    """The tiny model's mappings at `points` per layer (made once, then reused from bench/.cache)."""
-    out = CACHE / f"tiny_digits_{points}.npz"
+    """The tiny model's mappings at `points` per layer (made once per weights file, then reused from the cache)."""
+    import hashlib
+
+    weights = hashlib.sha256((EXAMPLE / "model.safetensors").read_bytes()).hexdigest()[:12]
+    out = CACHE / f"tiny_digits_{weights}_{points}.npz"  # new weights, new file: never an older model's points
     if out.exists():
         return out
     from exprc.data.digits import write_image_folder
-    from exprc.data.tiny_vit import MODEL, model_arguments
 
     images = CACHE / "digits_val"
     if not images.exists():
         write_image_folder(images, "val")
     info = json.loads((EXAMPLE / "model.json").read_text())
-    cmd = [sys.executable, "-m", "exprc", "extract", "--model", MODEL, "--checkpoint",
-           str(EXAMPLE / "model.safetensors"), *sum((["--model-arg", a] for a in model_arguments()), []),
+    model_args = [a for k, v in info["model_kwargs"].items() for a in ("--model-arg", f"{k}={json.dumps(v)}")]
+    cmd = [sys.executable, "-m", "exprc", "extract", "--model", info["model"], "--checkpoint",
+           str(EXAMPLE / "model.safetensors"), *model_args,
            "--images", str(images), "--max-images", str(info["val_images"]), "--points", str(points),
            "--device", "cpu", "-o", str(out)]
     subprocess.run(cmd, check=True)

@@ -92,10 +92,10 @@ def test_committed_weights_are_the_model_of_model_json():
     assert info["val_accuracy"] > 0.9
 
 
-def test_committed_gp_expressions_beat_dyt_and_match_a_line():
-    """On every layer DyT falls clearly short of the committed GP expressions, and the GP does at least as well as
-    a least-squares line (R² on the validation points, as bench/gp_quality.py reports them). That a line comes
-    close is a property of this small model (see examples/tiny_digits/README.md), checked here so that it is
+def test_committed_gp_expressions_beat_dyt_and_a_line():
+    """DyT falls clearly short of the committed GP expressions on every layer, and so does a least-squares line on
+    most (R² on the validation points, as bench/gp_baselines.py reports them): the mappings bend, so the example
+    tells a good search from a merely linear one (see examples/tiny_digits/README.md). Checked here so that it is
     noticed when the example changes."""
     import exprc
     from exprc.gp.compare import baselines
@@ -107,11 +107,18 @@ def test_committed_gp_expressions_beat_dyt_and_match_a_line():
     mappings = load_mappings(EXAMPLE / "mappings.npz")
     doc = json.loads((EXAMPLE / "layers.json").read_text())
     assert len(mappings.layers) == 9 and mappings.meta["weights"].endswith("model.safetensors")
+    assert list(doc["layers"]) == list(mappings.layers)
     config = SearchConfig()
+    over_line = []
     for name, entry in doc["layers"].items():
         m = mappings.layers[name]
         train, val = split_train_val(len(m.x), config.val_fraction, config.split_seed)
         gp_r2 = r2(m.y[val], evaluate(exprc.parse(entry["expr"]), m.x[val].astype(float)))
         assert gp_r2 == pytest.approx(entry["r2"], abs=1e-4)
         base = baselines(m.x, m.y, train, val, config.gamma)
-        assert base["dyt"]["r2"] < gp_r2 - 0.05 and base["line"]["r2"] < gp_r2 + 0.005, (name, base, gp_r2)
+        assert base["dyt"]["r2"] < gp_r2 - 0.05 and base["line"]["r2"] < gp_r2, (name, base, gp_r2)
+        over_line.append(gp_r2 - base["line"]["r2"])
+    assert sum(d > LINE_MARGIN for d in over_line) >= 6 and np.mean(over_line) > LINE_MARGIN, over_line
+
+
+LINE_MARGIN = 0.02  # R² the GP must gain over a least-squares line on 6 of the 9 layers, and on average

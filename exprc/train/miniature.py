@@ -11,7 +11,7 @@
 4. OUT/table.md (Table 2: top-1/top-5 of the original model, at epoch 0 (the "shock") and best, GP and DyT side
    by side), OUT/fig3.png (Figure 3), OUT/summary.json
 
-What differs from the paper, for 8x8 digits and a 115k-parameter model: no augmentation (DeiT's crops and
+What differs from the paper, for 8x8 digits and a 117k-parameter model: no augmentation (DeiT's crops and
 RandAugment erase an 8x8 digit; the model was trained without), evaluation without a center crop (crop 1.0, as
 it was trained), batch 64, and Table 3's learning rates times --lr-scale (10: the paper's grid search was for
 ViT-B at batch 512). A rerun reuses finished runs and resumes unfinished ones.
