@@ -75,6 +75,12 @@ def test_train_command_writes_a_model_extract_can_load(tmp_path, capsys):
     model = load_model(MODEL, str(tmp_path / "model.safetensors"), model_kwargs=MODEL_KWARGS)
     assert len([m for m in model.modules() if type(m).__name__ == "LayerNorm"]) == 9
     assert "--model-arg embed_dim=48" in capsys.readouterr().out
+    assert info["train"]["schedule"] == "constant" and info["train"]["lr"] == 2e-3  # the defaults that bend
+    assert main(["digits", "train", "-o", str(tmp_path / "onecycle"), "--epochs", "1", "--limit", "64",
+                 "--schedule", "onecycle", "--lr", "1e-3", "--weight-decay", "0"]) == 0
+    info = json.loads((tmp_path / "onecycle" / "model.json").read_text())
+    assert info["train"]["schedule"] == "onecycle" and info["train"]["lr"] == 1e-3
+    assert info["train"]["weight_decay"] == 0
 
 
 def test_committed_weights_are_the_model_of_model_json():
