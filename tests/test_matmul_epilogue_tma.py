@@ -3,8 +3,8 @@
 - under Triton's interpreter (CPU): both load paths (tensor descriptors, pointers) against today's kernel (bit for
   bit: same tiles, same K order) and a float64 reference, with programs looping over several tiles;
 - its selection rule (`tma_tiles.select_tma`, `ops.tma_tile`): plain Python, any machine;
-- compiled for sm_90 without a GPU (Triton 3.8 here; Triton 3.6 too where /work/tri36 or EXPRC_TRITON36_PYTHON
-  has it): no spills, TMA loads and warpgroup MMAs in the SASS, its epilogue counted;
+- compiled for sm_90 without a GPU (the installed Triton, and Triton 3.6 where $EXPRC_TRITON_PYTHON, .tri36/ or
+  /work/tri36/ has it): no spills, TMA loads and warpgroup MMAs in the SASS, its epilogue counted;
 - on a GPU (marked `gpu`, skipped without CUDA): against today's kernel, and picked by the operator on sm_90.
 """
 
@@ -204,10 +204,17 @@ def test_static_sweep_compiles_the_tma_kind_for_sm90():
     assert 0 < k_loop < 200 < epilogue and record["per_element"]["mufu"] > 0
 
 
-TRITON36 = os.environ.get("EXPRC_TRITON36_PYTHON", "/work/tri36/bin/python")
+def _triton36() -> str | None:
+    """A Python with Triton 3.6 (no torch needed), as tests/test_bench_static.py finds one: $EXPRC_TRITON_PYTHON,
+    else the checkout's .tri36/, else /work/tri36/."""
+    root = Path(__file__).resolve().parents[1]
+    for path in (os.environ.get("EXPRC_TRITON_PYTHON"), root / ".tri36/bin/python", Path("/work/tri36/bin/python")):
+        if path and Path(path).exists():
+            return str(path)
+    return None
 
 
-@pytest.mark.skipif(not Path(TRITON36).exists(), reason="no Triton 3.6 environment")
+@pytest.mark.skipif(_triton36() is None, reason="no Triton 3.6 environment ($EXPRC_TRITON_PYTHON or .tri36/)")
 def test_compiles_for_sm90_on_triton36_without_spills(tmp_path):
     """The same compile under Triton 3.6 (the GPU machines' version; a torch-less environment)."""
     script = (
@@ -222,7 +229,7 @@ def test_compiles_for_sm90_on_triton36_without_spills(tmp_path):
     root = str(Path(__file__).resolve().parents[1])
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["PYTHONPATH"] = root
-    out = subprocess.run([TRITON36, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+    out = subprocess.run([_triton36(), "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     registers, stack, tma_loads = map(int, out.stdout.split()[-3:])
