@@ -204,6 +204,19 @@ def test_static_sweep_compiles_the_tma_kind_for_sm90():
     assert 0 < k_loop < 200 < epilogue and record["per_element"]["mufu"] > 0
 
 
+def test_bench_static_passes_kinds_on():
+    """`exprc bench static --kinds epilogue-tma` compiles that kind alone (the sweep's `only`)."""
+    import argparse
+
+    from exprc.benchmarks import cli
+
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    argv = cli.static_argv(p.parse_args(["static", "--kinds", "epilogue-tma", "--arch", "90"]))
+    assert argv[argv.index("--kinds") + 1] == "epilogue-tma"
+    assert "--kinds" not in cli.static_argv(p.parse_args(["static"]))
+
+
 def _triton36() -> str | None:
     """A Python with Triton 3.6 (no torch needed), as tests/test_bench_static.py finds one: $EXPRC_TRITON_PYTHON,
     else the checkout's .tri36/, else /work/tri36/."""

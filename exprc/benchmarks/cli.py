@@ -52,6 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     static.add_argument("--arch", default="90,80", help="compute capabilities, comma-separated (default 90,80)")
     static.add_argument("--subset", action="store_true", help="only the fixed representative subset CI compiles")
     static.add_argument("--jobs", type=int, help="compiler processes (default: the CPUs)")
+    static.add_argument("--kinds", help="only these kinds of kernel, comma-separated (e.g. epilogue-tma)")
     static.add_argument("--python", metavar="PY", help="run the static sweep under this Python (another Triton's "
                                                       "environment; it needs Triton only)")
 
@@ -60,7 +61,7 @@ def static_argv(args: argparse.Namespace) -> list[str]:
     """The arguments of `python -m exprc.benchmarks.static` for `exprc bench static ...`."""
     argv = ["--arch", args.arch, "--readme", args.readme]
     for flag, value in (("--layers", args.layers), ("--dtypes", args.dtypes), ("--jobs", args.jobs),
-                        ("--results-dir", args.results_dir)):
+                        ("--results-dir", args.results_dir), ("--kinds", args.kinds)):
         if value is not None:
             argv += [flag, str(value)]
     if args.modes != MODES_DEFAULT:
