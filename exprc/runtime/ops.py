@@ -306,26 +306,28 @@ def tma_requested() -> bool:
     return os.environ.get("EXPRC_TMA", "1").lower() not in ("0", "false", "no", "off")
 
 
-def _address(t: torch.Tensor) -> int:
-    """t's address for TMA's alignment rule; under tracing (a fake tensor has none) its offset in its storage,
-    whose own address torch's CUDA allocator aligns to 512 bytes."""
-    from torch._subclasses.fake_tensor import is_fake
+def _tracing(t: torch.Tensor) -> bool:
+    """Whether `t` is being traced (torch.compile, torch.export): a fake tensor, or Dynamo compiling."""
+    from torch._subclasses.fake_tensor import FakeTensor
 
-    if is_fake(t):
-        return t.storage_offset() * t.element_size()
-    return t.data_ptr()
+    return isinstance(t, FakeTensor) or torch.compiler.is_compiling()
 
 
 def tma_tile(a: torch.Tensor, weight: torch.Tensor, m: int, n: int, k: int):
     """The tile of the TMA + persistent epilogue kernel for this GEMM (`tma_tiles.select_tma`: sm_90, TMA-aligned
     a and weight, enough tiles to fill the GPU), or None: today's kernel runs (also on CPU tensors, under
-    EXPRC_AUTOTUNE=1, which tunes today's kernel, and with EXPRC_TMA=0)."""
-    if not a.is_cuda or autotune_requested() or not tma_requested():
+    EXPRC_AUTOTUNE=1, which tunes today's kernel, and with EXPRC_TMA=0).
+
+    Eager calls only: a traced call (torch.compile, torch.export) records today's kernel. The TMA kernel builds
+    its descriptors in a global scratch buffer that Triton allocates at launch; whether the launchers of
+    torch's compiled graphs provide that buffer depends on the torch release (unverified on a GPU for torch
+    2.11), while today's kernel needs none."""
+    if not a.is_cuda or _tracing(a) or autotune_requested() or not tma_requested():
         return None
     from .kernels.tma_tiles import select_tma
 
     return select_tma(torch.cuda.get_device_capability(a.device), m, n, k, a.element_size(),
-                      (_address(a), _address(weight)), *device_limits(a), input_precision=_precision(a))
+                      (a.data_ptr(), weight.data_ptr()), *device_limits(a), input_precision=_precision(a))
 
 
 def _precision(x: torch.Tensor) -> str:
