@@ -124,7 +124,6 @@ def test_committed_gp_expressions_beat_dyt_and_a_line():
         base = baselines(m.x, m.y, train, val, config.gamma)
         assert base["dyt"]["r2"] < gp_r2 - 0.05 and base["line"]["r2"] < gp_r2, (name, base, gp_r2)
         over_line.append(gp_r2 - base["line"]["r2"])
-    assert sum(d > LINE_MARGIN for d in over_line) >= 6 and np.mean(over_line) > LINE_MARGIN, over_line
-
-
-LINE_MARGIN = 0.02  # R² the GP must gain over a least-squares line on 6 of the 9 layers, and on average
+    assert sum(d > 0.01 for d in over_line) >= 8 and sum(d > 0.02 for d in over_line) >= 5, over_line
+    assert np.mean(over_line) > 0.02, over_line  # R² over a least-squares line: 1 point on 8 of the 9 layers,
+    # 2 points on 5 of them and on average (the first LayerNorm, the pixel embedding, is nearly straight)

@@ -5,8 +5,8 @@ divided by its token's std, and where tokens' stds differ several-fold the large
 divided more (the S-curve of the DyT paper). The model: timm's `vit_tiny_patch16_224` at 8x8 pixels, 1x1 patches
 (64 pixel tokens and a class token), width 48, 4 blocks, 3 heads: 9 LayerNorms, about 117k parameters. Trained
 at a constant learning rate (2e-3, AdamW, weight decay 0.05, 60 epochs), its pixel tokens' stds spread about 3x
-(5th to 95th percentile) from the second LayerNorm on, and a least-squares line falls 2-5 points of
-R² short of the GP's expressions on 6 of 9 layers (`python bench/gp_baselines.py`). What did not bend them
+(5th to 95th percentile) from the second LayerNorm on, and a least-squares line falls 1-5.5 points of
+R² short of the GP's expressions on 8 of 9 layers (`python bench/gp_baselines.py`). What did not bend them
 (poly5 against line on models trained each way, examples/tiny_digits/README.md): 2x2 patches (16 tokens) with
 the earlier one-cycle schedule (line within 0.5 point of the best fit), longer training, no weight decay, 8
 blocks; the one-cycle schedule's annealing straightens them again (1x1 patches, 80 epochs: within 0.5 point).
