@@ -199,3 +199,23 @@ def test_occupancy_from_registers_threads_and_shared_memory() -> None:
     assert static.ctas_per_sm(90, 64, 4, 100 * 1024) == 2  # shared memory: 228 KB / (100 + 1) KB
     assert static.ctas_per_sm(80, 64, 4, 100 * 1024) == 1  # 164 KB on sm_80
     assert static.ctas_per_sm(90, None, 4, 0) is None
+
+
+def test_a_kinds_run_replaces_only_its_own_kinds_records(tmp_path) -> None:
+    """`--kinds copy` into a document that holds other kinds' records keeps them (and the section's partial mark)."""
+    import triton
+
+    other = {"kind": "elementwise", "storage": "bfloat16", "code": "c", "config": None, "precision": None,
+             "registers": 40, "spills": 0}
+    stale_copy = {**other, "kind": "copy", "code": None, "registers": 999}
+    doc = {"format": static.FORMAT, "arch": 90,
+           "runs": {triton.__version__: {"triton": triton.__version__, "complete": False, "sources": {},
+                                         "kernels": [other, stale_copy]}}}
+    (tmp_path / "static-sm90.json").write_text(json.dumps(doc))
+    assert static.main(["--kinds", "copy", "--arch", "90", "--jobs", "1", "--results-dir", str(tmp_path),
+                        "--readme", ""]) == 0
+    run = json.loads((tmp_path / "static-sm90.json").read_text())["runs"][triton.__version__]
+    kinds = [k["kind"] for k in run["kernels"]]
+    assert kinds.count("elementwise") == 1 and 999 not in [k["registers"] for k in run["kernels"]]
+    assert kinds.count("copy") >= 1 and set(kinds) == {"elementwise", "copy"}
+    assert run["complete"] is False and run["planned"] == len(kinds)

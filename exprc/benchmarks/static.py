@@ -227,18 +227,30 @@ def reusable(path: Path, version: str) -> dict[tuple, dict]:
             for r in run["kernels"] if "error" not in r and r["kind"] in same}
 
 
+def other_kinds(path: Path, version: str, kinds: set[str]) -> tuple[list[dict], bool]:
+    """The records of kinds other than `kinds` in the `version` section of the document at `path` (a `--kinds` run
+    replaces only its own kinds' records), and whether that section was a complete sweep."""
+    try:
+        run = json.loads(path.read_text())["runs"][version]
+    except (OSError, ValueError, KeyError):
+        return [], True
+    return [r for r in run["kernels"] if r["kind"] not in kinds], run.get("complete", True)
+
+
 def make_run(results: list[tuple[Job, dict]], codes: dict, *, arch: int, subset: bool, layers_path: str,
-             complete: bool = True) -> dict:
-    """One Triton version's section of static-sm<arch>.json."""
+             complete: bool = True, planned: int | None = None, kept: tuple[dict, ...] = ()) -> dict:
+    """One Triton version's section of static-sm<arch>.json (with `kept`: records of other kinds carried over from
+    the section a `--kinds` run updates)."""
     import triton
 
     from .. import __version__
 
-    kernels = [r for job, r in results if job.arch == arch]
+    kernels = list(kept) + [r for job, r in results if job.arch == arch]
     spilled = [r for r in kernels if r.get("spills")]
     return {
         "triton": triton.__version__, "exprc": __version__, "python": platform.python_version(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "subset": subset, "complete": complete,
+        "planned": len(kept) + planned if planned is not None else len(kernels),
         "layer_file": Path(layers_path).name, "sources": kernel_sources(),
         "summary": {"kernels": len(kernels), "spilled": len(spilled), "failed": sum("error" in r for r in kernels),
                     "max_registers": max((r["registers"] or 0 for r in kernels if "registers" in r), default=0)},
@@ -328,11 +340,16 @@ def run(args: argparse.Namespace) -> int:
     archs = tuple(sorted({job.arch for job in jobs}, reverse=True))
     print(f"exprc bench static: {len(jobs)} kernels, Triton {triton.__version__}, sm_{'/sm_'.join(map(str, archs))}, "
           f"{args.jobs} processes", flush=True)
+    kinds = {job.kind for job in jobs}
+    before = {arch: other_kinds(Path(results_dir) / f"static-sm{arch}.json", triton.__version__, kinds)
+              if args.kinds else ([], True) for arch in archs}
+
     def save(done: list[tuple[Job, dict]], complete: bool) -> None:
         for arch in archs:
             write_document(Path(results_dir) / f"static-sm{arch}.json", arch,
                            make_run(done, codes, arch=arch, subset=args.subset, layers_path=layers_path,
-                                    complete=complete))
+                                    complete=complete and before[arch][1], planned=sum(j.arch == arch for j in jobs),
+                                    kept=tuple(before[arch][0])))
 
     known = {} if args.no_reuse else {
         (arch, *key): r for arch in archs

@@ -143,13 +143,31 @@ def epilogue_table(run: dict) -> list[str]:
     return lines
 
 
+KINDS = ("elementwise", "backward", "epilogue", "prologue", "epilogue-tma")
+
+
+def _scope(run: dict) -> str:
+    if run.get("subset"):
+        return "subset"
+    if run.get("complete", True):
+        return "full sweep"
+    planned = run.get("planned")
+    return f"partial sweep, {run['summary']['kernels']} of {planned} kernels" if planned else "partial sweep"
+
+
 def spill_lines(doc: dict) -> list[str]:
-    out = []
+    """Per Triton version: kernels, spills, failures and occupancy by kind."""
+    out = ["| Triton | kind | kernels | with spills | failed | most registers | fewest programs an SM |",
+           "|---|---|---:|---:|---:|---:|---:|"]
     for version, run in sorted(doc["runs"].items(), key=lambda kv: _version_key(kv[0])):
-        s = run["summary"]
-        scope = "subset" if run.get("subset") else "full sweep"
-        out.append(f"- Triton {version} ({scope}, {run['date'][:10]}): {s['kernels']} kernels, {s['spilled']} with "
-                   f"spills, {s['failed']} failed to compile, at most {s['max_registers']} registers")
+        for kind in KINDS:
+            ks = [k for k in run["kernels"] if k["kind"] == kind]
+            if not ks:
+                continue
+            regs = [k["registers"] for k in ks if k.get("registers")]
+            ctas = [k["ctas_per_sm"] for k in ks if k.get("ctas_per_sm")]
+            out.append(f"| {version} ({_scope(run)}) | {kind} | {len(ks)} | {sum(bool(k.get('spills')) for k in ks)} "
+                       f"| {sum('error' in k for k in ks)} | {max(regs, default='-')} | {min(ctas, default='-')} |")
     return out
 
 
@@ -159,7 +177,8 @@ def markdown(results_dir: str | Path) -> str:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
         return "No static results yet: `exprc bench static` writes `bench/results/static-sm90.json` and this table."
-    run = doc["runs"][max(doc["runs"], key=_version_key)]
+    # the tables: the run with the most kernels (a partial sweep of a newer Triton reads less), newest on ties
+    run = doc["runs"][max(doc["runs"], key=lambda v: (len(doc["runs"][v]["kernels"]), _version_key(v)))]
     b = doc["budgets"]
     head = (f"Compiled for sm_90 without a GPU by `exprc bench static` (Triton {run['triton']}, {run['date'][:10]}, "
             f"`{path.name}`); counted in the SASS (`cuobjdump -sass`) of each kernel: one thread's instructions on "
@@ -178,8 +197,8 @@ def markdown(results_dir: str | Path) -> str:
     epi = epilogue_table(run)
     if epi:
         parts.append("**Fused matmul epilogue.** " + "\n".join(epi))
-    parts.append("Spills (every kernel, mode, dtype and selectable tile configuration, sm_90):\n"
-                 + "\n".join(spill_lines(doc)))
+    parts.append("Spills and occupancy (every kernel, mode, dtype and selectable tile configuration, sm_90; a "
+                 "partial sweep was stopped before its end):\n\n" + "\n".join(spill_lines(doc)))
     return "\n\n".join(parts)
 
 
