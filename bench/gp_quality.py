@@ -58,7 +58,7 @@ def main() -> int:
         old_tree = old_checkout(args.old_commit, tmp)
         env = {**os.environ, "PYTHONPATH": str(old_tree), "EXPRC_CACHE_DIR": str(tmp / "cache-old")}
         runs.append(timed([sys.executable, "-m", "exprc", *common, "-o", str(tmp / "old.json")], env,
-                          f"old code ({args.old_commit})"))
+                          f"old code ({args.old_commit})", code=old_tree / "exprc"))
         env = {**os.environ, "EXPRC_CACHE_DIR": str(tmp / "cache-new")}
         runs.append(timed([sys.executable, "-m", "exprc", *common, "--constant-points", args.constant_points,
                            "-o", str(tmp / "new.json")], env, "new engine"))

@@ -32,17 +32,34 @@ from gp_common import ROOT, load, machine, tiny_digits_mappings, write_result  #
 OLD_COMMIT = "db1f35c"  # the last commit before engine `exprc` (the GP stage as issue 12 found it)
 
 
-def timed(cmd: list[str], env: dict, label: str, doc: dict | None = None, output: str | None = None) -> dict:
-    before = load()
-    print(f"[{time.strftime('%H:%M:%S')}] {label}: {' '.join(cmd)}", file=sys.stderr, flush=True)
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+def exprc_package(env: dict, cwd: Path) -> Path:
+    """The exprc package a `python -m exprc` started with `env` in `cwd` imports."""
+    out = subprocess.run([sys.executable, "-c", "import exprc; print(exprc.__file__)"], env=env, cwd=cwd,
+                         capture_output=True, text=True, check=True)
+    return Path(out.stdout.strip()).resolve().parent
+
+
+def timed(cmd: list[str], env: dict, label: str, doc: dict | None = None, output: str | None = None,
+          code: Path | None = None) -> dict:
+    """Run `cmd` as a whole process and time it. It runs in an empty directory: `python -m` puts its working
+    directory first on sys.path, and in the repository that would import this tree's exprc whatever PYTHONPATH
+    says (the old code's runs measured the new code until this was noticed). `code`: the exprc package the run
+    must import, checked before it starts."""
+    with tempfile.TemporaryDirectory(prefix="gp-run-") as cwd:
+        found = exprc_package(env, Path(cwd))
+        if code is not None and found != code.resolve():
+            raise SystemExit(f"{label}: would import {found}, not {code}")
+        before = load()
+        print(f"[{time.strftime('%H:%M:%S')}] {label}: {' '.join(cmd)} (exprc from {found})", file=sys.stderr,
+              flush=True)
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=cwd)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{label} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     print(f"    {seconds:.1f} s", file=sys.stderr, flush=True)
-    run = {"label": label, "command": " ".join(cmd), "seconds": round(seconds, 2), "load_before": before,
-           "load_after": load()}
+    run = {"label": label, "command": " ".join(cmd), "exprc": str(found), "seconds": round(seconds, 2),
+           "load_before": before, "load_after": load()}
     if doc is not None:  # written after every run: a long benchmark cut short keeps what it measured
         doc["runs"].append(run)
         write_result(output, doc)
@@ -67,7 +84,8 @@ def main() -> int:
     ap.add_argument("--old-commit", default=OLD_COMMIT, help="git revision of the old code (default %(default)s)")
     ap.add_argument("--skip-old", action="store_true", help="do not run the old code (it takes ~15 minutes)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="workers for the throughput runs")
-    ap.add_argument("--compare-searches", type=int, default=6, help="searches in the --jobs comparison")
+    ap.add_argument("--compare-searches", type=int, default=6,
+                    help="searches in the --jobs comparison (0: skip it and the study run)")
     ap.add_argument("--study-seeds", type=int, default=14, help="seeds per layer in the study run (0: skip)")
     ap.add_argument("-o", "--output", default="gp-speed.json", help="file name under bench/results/")
     args = ap.parse_args()
@@ -85,11 +103,12 @@ def main() -> int:
             old = old_checkout(args.old_commit, tmp)
             env = {**base, "PYTHONPATH": str(old), "EXPRC_CACHE_DIR": str(tmp / "old-cache")}
             timed([sys.executable, "-m", "exprc", *one, "-o", str(tmp / "old.json")], env,
-                  f"one search, old code ({args.old_commit})", doc, args.output)
+                  f"one search, old code ({args.old_commit})", doc, args.output, code=old / "exprc")
         env = {**base, "EXPRC_CACHE_DIR": str(tmp / "new-cache")}
         for label in ("one search, new engine, cold compilation cache", "one search, new engine, warm cache"):
             out = tmp / f"new-{len(doc['runs'])}.json"
-            timed([sys.executable, "-m", "exprc", *one, "-o", str(out)], env, label, doc, args.output)
+            timed([sys.executable, "-m", "exprc", *one, "-o", str(out)], env, label, doc, args.output,
+                  code=ROOT / "exprc")
         times = {r["label"]: r["seconds"] for r in doc["runs"]}
         if not args.skip_old:  # the old code had no compilation cache: it compiles in every process
             old_s = times[f"one search, old code ({args.old_commit})"]
@@ -100,16 +119,16 @@ def main() -> int:
 
         layers = load_mappings(mappings).names()
         per = {}
-        for jobs in (1, args.jobs):
+        for jobs in (1, args.jobs) if args.compare_searches else ():
             n = args.compare_searches
             cmd = [sys.executable, "-m", "exprc", "evolve", str(mappings), "--layers", *layers[:n], "--seeds", "1",
                    "--jobs", str(jobs), "--quiet", "-o", str(tmp / f"jobs{jobs}.json")]
             run = timed(cmd, env, f"{n} searches, --jobs {jobs}", doc, args.output)
             run["searches_per_hour"] = round(n * 3600 / run["seconds"], 1)
             per[jobs] = run["searches_per_hour"]
-        best = max(per, key=per.get)
+        best = max(per, key=per.get) if per else None
         doc["best_jobs"] = best
-        if args.study_seeds:
+        if args.study_seeds and best is not None:
             n = len(layers) * args.study_seeds
             cmd = [sys.executable, "-m", "exprc", "evolve", str(mappings), "--seeds", str(args.study_seeds),
                    "--jobs", str(best), "--quiet", "-o", str(tmp / "study.json")]

@@ -6,8 +6,10 @@ layout) is used through its public class and never copied. What exprc changes, b
 - `update_pareto_front`: Kozax sorts eagerly with data-dependent shapes, recompiling every generation; exprc
   keeps the front in numpy (pareto.py);
 - `evolve_population`: Kozax runs NSGA-II and a migration `cond` eagerly, recompiling the `cond` each
-  generation; exprc compiles the whole step once (the generation counter it reads only times migration between
-  sub-populations, and there is one);
+  generation; exprc compiles the whole step once (`evolve_step`: Kozax's duplicate punishment, complexity
+  objective, reproduction and constant folding, with NSGA-II's ranks and crowding distances from nsga2.py, which
+  gives Kozax's numbers in O(N log N) instead of peeling the fronts one by one; there is one population, so no
+  migration);
 - `evaluate_population` (engine `exprc`): the same fitness and constant optimization computed by
   population_fitness.py over the occupied rows with a hand-written gradient (engine `legacy` keeps Kozax's own
   method with exprc's 20-row scan evaluator, tree_eval.py; engine `kozax` keeps Kozax's evaluator as well).
@@ -24,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from .kozax_fitness import chunked_data, composite_fitness, row_data
+from .nsga2 import nsga2_two_objectives
 from .operators import kozax_operator_list
 from .pareto import ParetoArchive
 from .population_fitness import CPU_CHUNK, ConstantOptimization, make_polisher, make_population_evaluator
@@ -54,7 +57,7 @@ class Engine:
 
             def evolve_population(self, populations, fitness, key):
                 if self._compiled_evolve is None:
-                    self._compiled_evolve = jax.jit(super().evolve_population)
+                    self._compiled_evolve = jax.jit(lambda p, f, k: evolve_step(self, p, f, k))
                 return self._compiled_evolve(populations, fitness, key)
 
             _compiled_evolve = None
@@ -75,7 +78,7 @@ class Engine:
                 optimize_constants_elite=config.constant_elite,
                 device_type="cpu" if jax.default_backend() == "cpu" else "gpu",
             )
-        self.evolve_step = GeneticProgramming.evolve_population  # Kozax's own, pure once jitted: vmappable
+        self.evolve_step = evolve_step  # pure: jittable, vmappable
         if config.engine == "legacy":  # Kozax traces the fitness function lazily, at the first evaluation
             self.fitness.evaluate = make_tree_evaluator(self.gp, config.clip)
         self.tree_functions = make_tree_functions(self.gp, config.clip)
@@ -157,13 +160,38 @@ class Engine:
         return front
 
 
+def evolve_step(gp, populations, fitness, key):
+    """Kozax's `GeneticProgramming.evolve_population` for `gp`'s single population (shapes `(1, P, 1, R, 4)` and
+    `(1, P, 1)`), with the ranks and crowding distances of nsga2.py; pure, so it can be jitted and vmapped."""
+    import jax
+    import jax.numpy as jnp
+
+    if gp.num_populations != 1 or not gp.complexity_objective or fitness.shape[-1] != 1:
+        from kozax.genetic_programming import GeneticProgramming  # islands or other objectives: Kozax's own
+
+        return GeneticProgramming.evolve_population(gp, populations, fitness, key)
+    if gp.punish_duplicates:
+        populations, fitness = jax.vmap(gp.find_duplicates)(populations, fitness)
+    complexity = jnp.maximum(gp.operator_flops[populations[..., 0].astype(int)].sum(axis=(-1, -2)), 5.0)
+    ranks, distances = jax.vmap(nsga2_two_objectives)(jnp.concatenate([fitness, complexity[..., None]], axis=-1))
+    children = gp.jit_evolve_population(populations, ranks, distances, jax.random.split(key, 1),
+                                        gp.reproduction_type_probabilities, gp.reproduction_probabilities,
+                                        jnp.arange(gp.population_size))
+    return gp.jit_simplify_constants(children)
+
+
 _ENGINES: dict[tuple, Engine] = {}  # per process: building and compiling an engine takes a while
+
+
+def engine_key(config) -> tuple:
+    """What of `config` Kozax's GeneticProgramming object depends on."""
+    ignored = ("generations", "val_fraction", "split_seed", "constant_points", "polish_steps")  # not Kozax's
+    return tuple((k, repr(v)) for k, v in sorted(config.as_json().items()) if k not in ignored)
 
 
 def engine_for(config) -> Engine:
     """The process's engine for `config` (built on first use)."""
-    ignored = ("generations", "val_fraction", "split_seed", "constant_points", "polish_steps")  # not Kozax's
-    key = tuple((k, repr(v)) for k, v in sorted(config.as_json().items()) if k not in ignored)
+    key = engine_key(config)
     if key not in _ENGINES:
         _ENGINES[key] = Engine(config)
     return _ENGINES[key]
