@@ -1,6 +1,7 @@
-"""The Kozax search on CPU, kept short: one compiled engine (population 40, 2,000 points) serves every test.
+"""The Kozax search on CPU, kept short: one compiled engine (population 40, 2,000 points) serves every test, and
+test_gp_engine.py's and test_gp_quality.py's tests with it (engine_for keeps one engine per process and settings).
 
-Building and compiling the engine is most of this file's time; the searches themselves take seconds.
+Compiling Kozax's evolution step (about a minute) is most of the GP tests' time; the searches take seconds.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def _target(x):
 def test_evaluators_match_kozax_and_exprc(which):
     engine = engine_for(CONFIG)
     gp = engine.gp
-    evaluate_tree = engine.tree_functions.predict if "exprc" in which else make_tree_evaluator(gp, CONFIG.clip)
+    evaluate_tree = jax.jit(engine.tree_functions.predict if "exprc" in which else make_tree_evaluator(gp, CONFIG.clip))
     population = gp.initialize_population(jax.random.PRNGKey(3))
     xs = np.linspace(-8, 8, 257)
     check_against_kozax(gp, evaluate_tree, population, xs)  # raises on any disagreement

@@ -30,8 +30,8 @@ Where searches run: --jobs 1 runs them one after another in this process, each s
 (XLA host devices); --jobs N runs N at once in worker processes, one core each (the best throughput for many
 searches). --device gpu --batch N vmaps N searches together on the GPU. On a cluster, --shard I/N makes one
 array task run its share of the searches (the I-th of every N) into OUTPUT's partial files; afterwards one run
-of the same command without --shard searches nothing, writes OUTPUT and tidies up. Compiled code is cached in
-~/.cache/exprc/jax ($EXPRC_CACHE_DIR/jax): a second process does not compile again.
+of the same command without --shard searches nothing, writes OUTPUT and tidies up. Compiled code (and the traced
+evolution step) is cached in ~/.cache/exprc/jax ($EXPRC_CACHE_DIR/jax): a second process does not compile again.
 
 examples:
   exprc evolve mappings.npz -o layers.json
