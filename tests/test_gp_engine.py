@@ -142,7 +142,8 @@ def test_batched_searches_are_the_searches_run_alone(engine, monkeypatch):
         return population.at[..., 3].add(jnp.where(population[..., 0] == 1, 0.3 * noise, 0.0))
 
     monkeypatch.setattr(engine, "evolve_step", jitter)
-    monkeypatch.setattr(engine, "compiled", {})  # the real steps stay for the other tests
+    steps = {k: v for k, v in engine.compiled.items() if k[0] != "evolve"}  # the compiled evaluations stay
+    monkeypatch.setattr(engine, "compiled", steps)  # and the real evolution step for the other tests
     config = SearchConfig(population=40, generations=4, polish_steps=0)
     (x1, y1), (x2, y2) = _data(seed=1), _data(seed=2)
     y2 = np.clip(1.7 * x2, -2, 2).astype(np.float32)
