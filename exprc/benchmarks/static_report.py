@@ -197,8 +197,10 @@ def markdown(results_dir: str | Path) -> str:
     epi = epilogue_table(run)
     if epi:
         parts.append("**Fused matmul epilogue.** " + "\n".join(epi))
-    parts.append("Spills and occupancy (every kernel, mode, dtype and selectable tile configuration, sm_90; a "
-                 "partial sweep was stopped before its end):\n\n" + "\n".join(spill_lines(doc)))
+    partial = any(not r.get("subset") and not r.get("complete", True) for r in doc["runs"].values())
+    parts.append("Spills and occupancy (every kernel, mode, dtype and selectable tile configuration, sm_90"
+                 + ("; a partial sweep was stopped before its end" if partial else "") + "):\n\n"
+                 + "\n".join(spill_lines(doc)))
     return "\n\n".join(parts)
 
 
