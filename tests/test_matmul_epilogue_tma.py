@@ -270,13 +270,17 @@ def test_gpu_tma_kernel_matches_todays_kernel(dtype):
     r0, y0 = _outputs(ops)
     import triton
 
-    from exprc.runtime.ops import table_config
+    from exprc.runtime.ops import table_configs
 
-    config = table_config("matmul_epilogue", ops["a"].shape[0], 768, ops["a"])
-    family_for("matmul_epilogue", module).launch(module, *(ops[k] for k in NAMES), r0, y0,
-                                                 input_precision=precision, config=config)
+    configs = table_configs("matmul_epilogue", ops["a"].shape[0], 768, ops["a"])
+    config = family_for("matmul_epilogue", module).launch(module, *(ops[k] for k in NAMES), r0, y0,
+                                                          input_precision=precision, config=configs)
     torch.cuda.synchronize()
     assert isinstance(config, triton.Config)
+    from exprc.runtime.kernels import tiles  # the launcher compiled the table's tile and read ptxas's spills
+
+    assert any(key[1] == tuple(sorted(config.kwargs.items())) and spilled == 0
+               for key, spilled in tiles._SPILLS.items())
     # f32 accumulation in another order of K-tiles' MMAs: within the storage dtype's rounding
     tol = 4 * ROUNDING[dtype] if dtype != torch.float32 else 1e-3
     assert torch.allclose(r.float(), r0.float(), rtol=tol, atol=tol), (r.float() - r0.float()).abs().max()

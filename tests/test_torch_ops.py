@@ -200,15 +200,91 @@ def test_the_default_launch_takes_its_tile_from_the_table_never_the_autotuner(mo
     x = torch.empty(0, dtype=torch.bfloat16)
     for m in (197, 197 * 8, 197 * 256):
         ops._launch_tuned("matmul_epilogue", expr, m, 768, 3072, x)
-    assert all(isinstance(c, triton.Config) for c in seen)
-    blocks = [(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"]) for c in seen]
+    # the tiles in order of preference (the launcher passes over any whose kernel spills): the table's first
+    assert all(isinstance(cs, list) and all(isinstance(c, triton.Config) for c in cs) for cs in seen)
+    blocks = [(cs[0].kwargs["BLOCK_M"], cs[0].kwargs["BLOCK_N"]) for cs in seen]
     assert blocks[0] == (64, 64) and blocks[-1] == (128, 128)  # fill 132 SMs first, then the biggest tile
     want = tiles.default_tile(tiles.MATMUL_CONFIGS, 197 * 256, 768, 2, 132, 232448)
-    assert seen[-1].kwargs == want.meta() and seen[-1].num_warps == want.num_warps
+    assert seen[-1][0].kwargs == want.meta() and seen[-1][0].num_warps == want.num_warps
     seen.clear()
     monkeypatch.setenv("EXPRC_AUTOTUNE", "1")
     ops._launch_tuned("matmul_epilogue", expr, 4096, 768, 3072, x)
     assert seen == [None]  # the autotuned launch: no configuration given
+
+
+class _Launches:
+    """Stands in for torch.library.wrap_triton: records the constexprs of each launch instead of launching."""
+
+    def __init__(self) -> None:
+        self.metas: list[dict] = []
+
+    def __call__(self, fn):
+        return self
+
+    def __getitem__(self, grid):
+        return lambda *args, **kwargs: self.metas.append(kwargs)
+
+
+def test_a_tile_whose_kernel_spills_is_passed_over_for_the_next_in_the_table(monkeypatch) -> None:
+    """The sm_80 sweep found tiles of the table that spill registers with some expressions (horner's long
+    polynomials, one Triton release's f32 tile): the default launch compiles the table's choice, and when ptxas
+    reports spills it runs the next tile of `tiles.ranked_tiles` that does not spill. What ptxas reports is stubbed
+    (no GPU): here the first-ranked tile spills. A traced call (torch.compile) takes what the eager call found,
+    without compiling."""
+    import torch.library
+
+    from exprc.compiler import expression_module
+    from exprc.runtime import ops
+    from exprc.runtime.kernels import tiles
+
+    limits = (108, 166912)  # an A100
+    monkeypatch.setattr(ops, "device_limits", lambda x: limits)
+    monkeypatch.setattr(ops, "_on", lambda x: __import__("contextlib").nullcontext())
+    launches = _Launches()
+    monkeypatch.setattr(torch.library, "wrap_triton", launches)
+    m, n, k = 197 * 256, 768, 3072
+    ranked = tiles.ranked_tiles(tiles.MATMUL_CONFIGS, m, n, 2, *limits)
+    assert ranked[0] == tiles.default_tile(tiles.MATMUL_CONFIGS, m, n, 2, *limits)
+    assert sorted(map(repr, ranked)) == sorted(repr(c) for c in tiles.MATMUL_CONFIGS
+                                              if c.block_k * 2 <= tiles.MAX_K_SLICE_BYTES)
+    compiled = []
+
+    def spills(plain, config, args, flags, grid, even_k):
+        compiled.append(config.kwargs)
+        spilled = 8 if config.kwargs == ranked[0].meta() else 0
+        tiles._SPILLS[tiles._spill_key(plain, config, args, flags, even_k)] = spilled
+        return spilled
+
+    monkeypatch.setattr(tiles, "_SPILLS", {})
+    monkeypatch.setattr(tiles, "compiled_spills", spills)
+    expr = expression_module(DEEP, interpreted=False)
+    a = torch.empty(1, 1, dtype=torch.bfloat16).expand(m, k)
+    weight = torch.empty(1, 1, dtype=torch.bfloat16).expand(n, k)
+    out = torch.empty(1, 1, dtype=torch.bfloat16).expand(m, n)
+    args = (a, weight, None, None, None, None, None, None, out)
+    ops._launch_tuned("matmul_epilogue", expr, m, n, k, a, *args)
+    assert compiled == [ranked[0].meta(), ranked[1].meta()]  # compiled up to the first tile that does not spill
+    ran = {key: launches.metas[-1][key] for key in ranked[1].meta()}
+    assert ran == ranked[1].meta()
+
+    compiled.clear()
+    monkeypatch.setattr(tiles, "_traced", lambda args: True)
+    ops._launch_tuned("matmul_epilogue", expr, m, n, k, a, *args)
+    assert compiled == [] and {key: launches.metas[-1][key] for key in ranked[1].meta()} == ranked[1].meta()
+
+
+def test_when_every_tile_spills_the_one_that_spills_least_runs() -> None:
+    from exprc.runtime.kernels.tiles import first_spill_free
+
+    asked = []
+
+    def spills(c):
+        asked.append(c)
+        return {"a": 16, "b": 8, "c": 0, "d": 0}[c]
+
+    assert first_spill_free("abcd", spills) == "c" and asked == ["a", "b", "c"]
+    assert first_spill_free("ab", spills) == "b"
+    assert first_spill_free("a", spills) == "a"
 
 
 def test_default_tiles_suit_the_element_size_and_the_device() -> None:

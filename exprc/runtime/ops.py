@@ -290,15 +290,16 @@ def fills_gpu(family: str, m: int, n: int, x: torch.Tensor) -> bool:
     return tiles.fills_device(configs, m, n, x.element_size(), *device_limits(x))
 
 
-def table_config(family: str, m: int, n: int, x: torch.Tensor):
-    """The `triton.Config` of `tiles.default_tile` for this GEMM on x's device."""
+def table_configs(family: str, m: int, n: int, x: torch.Tensor) -> list:
+    """The `triton.Config`s of `tiles.ranked_tiles` for this GEMM on x's device: `tiles.default_tile`'s choice
+    first; the launcher runs the first whose kernel does not spill registers with this expression."""
     import triton
 
     from .kernels import tiles
 
     configs = tiles.MATMUL_CONFIGS if family == "matmul_epilogue" else tiles.PROLOGUE_CONFIGS
-    c = tiles.default_tile(configs, m, n, x.element_size(), *device_limits(x))
-    return triton.Config(c.meta(), num_warps=c.num_warps, num_stages=c.num_stages)
+    return [triton.Config(c.meta(), num_warps=c.num_warps, num_stages=c.num_stages)
+            for c in tiles.ranked_tiles(configs, m, n, x.element_size(), *device_limits(x))]
 
 
 def tma_requested() -> bool:
@@ -345,7 +346,7 @@ def _launch_tuned(family: str, expr: ModuleType, m: int, n: int, k: int, x: torc
         return
     if not autotune_requested():
         with _on(x):
-            kernels.launch(expr, *args, input_precision=precision, config=table_config(family, m, n, x))
+            kernels.launch(expr, *args, input_precision=precision, config=table_configs(family, m, n, x))
         return
     key = (family, 1 << max(m - 1, 0).bit_length(), n, k, x.dtype, x.device)
     with _on(x):

@@ -9,7 +9,11 @@ element size and the device's shared memory (`prune_configs`).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,39 @@ def default_tile(configs: tuple[TileConfig, ...], M: int, N: int, element_size: 
     return max(usable, key=lambda c: (programs(c), c.block_k, -configs.index(c)))
 
 
+def ranked_tiles(configs: tuple[TileConfig, ...], M: int, N: int, element_size: int, sm_count: int,
+                 shared_memory: int) -> list[TileConfig]:
+    """The configurations that suit the element size and fit in shared memory, in the order the launcher tries
+    them: `default_tile`'s choice first, then its choice among the others, and so on."""
+    def fits(c: TileConfig) -> bool:
+        return c.block_k * element_size <= MAX_K_SLICE_BYTES and \
+            c.shared_memory_bytes(element_size) <= shared_memory
+
+    left = [c for c in configs if fits(c)] or [default_tile(configs, M, N, element_size, sm_count, shared_memory)]
+    ranked = []
+    while left:
+        ranked.append(default_tile(tuple(left), M, N, element_size, sm_count, shared_memory))
+        left.remove(ranked[-1])
+    return ranked
+
+
+def first_spill_free(candidates: Sequence[T], spills: Callable[[T], int]) -> T:
+    """The first of `candidates` whose compiled kernel keeps every value in registers (`spills(c)`: what ptxas
+    reports spilled to local memory, 0 for nothing); when every one spills, the one that spills least. `spills`
+    is called in order, only up to the first candidate that does not spill.
+
+    The tables above were checked with the paper's expressions; another expression (a longer GP result, horner
+    mode's software reciprocals) or another Triton release can push a tile past the register file (the sm_80
+    sweep found such cases: `exprc bench static --arch 80`), and a spilling epilogue is slower than a smaller
+    tile that does not spill."""
+    seen: dict[int, int] = {}
+    for i, c in enumerate(candidates):
+        seen[i] = spills(c)
+        if seen[i] == 0:
+            return c
+    return candidates[min(seen, key=seen.get)]
+
+
 def fills_device(configs: tuple[TileConfig, ...], M: int, N: int, element_size: int, sm_count: int,
                  shared_memory: int) -> bool:
     """Whether `default_tile` gives at least one program per SM. Where it does not (ViT-B at batch 1-3: M = 197
@@ -119,19 +156,69 @@ def prune_configs(configs: list, named_args: dict, **kwargs) -> list:
     return usable_configs(configs, a.element_size(), max_shared_memory(index))
 
 
+# (kernel, tile, constexprs, argument dtypes and 16-divisibility) -> what ptxas spilled compiling it: each
+# (kernel, expression, tile) is compiled and checked once a process; traced calls read the eager calls' findings
+_SPILLS: dict[tuple, int] = {}
+
+
+def _spill_key(plain, config, args: list, flags: dict, even_k: bool) -> tuple:
+    def arg_key(a):
+        if hasattr(a, "dtype"):
+            return str(a.dtype)
+        return a % 16 == 0 if isinstance(a, int) else a
+
+    constexprs = tuple(sorted((k, getattr(v, "__module__", None) or repr(v)) if callable(v) else (k, v)
+                              for k, v in flags.items()))
+    return (plain.__name__, tuple(sorted(config.kwargs.items())), config.num_warps, config.num_stages, constexprs,
+            tuple(arg_key(a) for a in args), even_k)
+
+
+def compiled_spills(plain, config, args: list, flags: dict, grid: tuple, even_k: bool) -> int:
+    """What ptxas spills compiling `plain` with `config` for these arguments (compiled, not launched; the CUDA
+    driver loads the binary to report it). Cached per specialization."""
+    key = _spill_key(plain, config, args, flags, even_k)
+    if key not in _SPILLS:
+        k = plain.warmup(*args, grid=grid, **flags, **config.kwargs, num_warps=config.num_warps,
+                         num_stages=config.num_stages, EVEN_K=even_k)
+        k._init_handles()  # n_spills is known once the binary is loaded
+        _SPILLS[key] = int(getattr(k, "n_spills", 0) or 0)
+    return _SPILLS[key]
+
+
 def launch_tiled(plain, autotuned, args: list, flags: dict, M: int, N: int, K: int, interpreting: bool, config):
     """Launch a matmul kernel over its (M/BLOCK_M x N/BLOCK_N) tiles: the jit function `plain` with `config`
     (under the interpreter: one fixed tile, INTERPRETER_CONFIG), else `autotuned` (which sets EVEN_K by its
-    heuristic). Returns the configuration that ran."""
+    heuristic). `config` may be a list of `triton.Config`s in order of preference (`ranked_tiles`): the first
+    whose compiled kernel does not spill registers runs (`first_spill_free`; a traced call takes what an eager
+    call found, else the first). Returns the configuration that ran."""
     import triton
     from torch.library import wrap_triton  # traceable by torch.compile inside exprc's triton_op
 
+    def grid_of(meta: dict) -> tuple:
+        return (triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"]),)
+
+    if isinstance(config, (list, tuple)):
+        if interpreting:
+            config = None
+        elif _traced(args):
+            found = [c for c in config if _SPILLS.get(_spill_key(plain, c, args, flags, K % c.kwargs["BLOCK_K"] == 0))
+                     == 0]
+            config = found[0] if found else config[0]
+        else:
+            config = first_spill_free(config, lambda c: compiled_spills(
+                plain, c, args, flags, grid_of(c.kwargs), K % c.kwargs["BLOCK_K"] == 0))
     if interpreting or config is not None:
         meta = dict(config.kwargs) if config is not None else INTERPRETER_CONFIG.meta()
         launch_opts = {} if interpreting else dict(num_warps=config.num_warps, num_stages=config.num_stages)
-        grid = (triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"]),)
-        wrap_triton(plain)[grid](*args, **flags, **meta, **launch_opts, EVEN_K=K % meta["BLOCK_K"] == 0)
+        wrap_triton(plain)[grid_of(meta)](*args, **flags, **meta, **launch_opts, EVEN_K=K % meta["BLOCK_K"] == 0)
         return config
-    wrap_triton(autotuned)[lambda meta: (triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"]),)](
-        *args, **flags)
+    wrap_triton(autotuned)[lambda meta: grid_of(meta)](*args, **flags)
     return getattr(autotuned, "best_config", None)
+
+
+def _traced(args: list) -> bool:
+    """Whether the call is being traced (torch.compile, torch.export): fake tensors cannot be compiled for."""
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    return torch.compiler.is_compiling() or any(isinstance(a, FakeTensor) for a in args)
