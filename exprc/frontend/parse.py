@@ -108,6 +108,9 @@ class _Parser:
         if isinstance(node.op, ast.Pow):
             base = self.expr(node.left, d)
             n = self.exponent(node.right)
+            if n < 0:  # sympy (Kozax's printer) writes 1/a**2 as a**(-2)
+                self.check_divisor(base, node.left)
+                return Node(Op.DIV, src=(const(1.0), base if n == -1 else Node(Op.POW, src=(base,), arg=-n)))
             return Node(Op.POW, src=(base,), arg=n)
         # `a + b + c + ...` nests on the left; walk that spine iteratively so a long flat sum is not "deep"
         spine: list[ast.BinOp] = []
@@ -149,8 +152,8 @@ class _Parser:
         v = inner.value * sign
         if isinstance(v, float) and not v.is_integer():
             raise self.error(f"the exponent of ** must be an integer, found {v!r}", node)
-        if not 0 <= v <= MAX_POW:
-            raise self.error(f"the exponent of ** must be an integer in 0..{MAX_POW}, found {v!r}", node)
+        if not -MAX_POW <= v <= MAX_POW:
+            raise self.error(f"the exponent of ** must be an integer in -{MAX_POW}..{MAX_POW}, found {v!r}", node)
         return int(v)
 
     def call(self, node: ast.Call, d: int) -> Node:
