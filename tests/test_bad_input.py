@@ -33,6 +33,8 @@ BAD_EXPRESSIONS = [
     ("x**100", ["-16..16", "100"], "100"),
     ("x**-17", ["-16..16", "-17"], "-17"),
     ("(1 - 1)**(-2)", ["division by zero"], "1 - 1"),
+    ("x/1e-300", ["division by zero", "0 in float32"], "1e-300"),
+    ("x/(2*3e-46)", ["division by zero", "0 in float32"], "2*3e-46"),
     ("x**x", ["literal integer"], "x"),
     ("1e999*x", ["1e999", "not a finite"], "1e999"),
     ("x + " + "9" * 400, ["not a finite"], "9" * 400),

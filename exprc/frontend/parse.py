@@ -15,6 +15,7 @@ from .functions import CLIP, DEFAULT_CLIP, VARIABLES, known_names, lookup
 
 MAX_LENGTH = 20_000  # characters in one expression
 MAX_DEPTH = 200  # nesting depth of the syntax tree
+F32_ZERO = 2.0 ** -150  # half the smallest f32 subnormal: a value of at most this magnitude rounds to 0 in f32
 
 _BINARY_OPS = {ast.Add: Op.ADD, ast.Sub: Op.SUB, ast.Mult: Op.MUL, ast.Div: Op.DIV}
 _OTHER_OPERATORS = {ast.FloorDiv: "//", ast.Mod: "%", ast.MatMult: "@", ast.BitAnd: "&", ast.BitOr: "|",
@@ -135,10 +136,12 @@ class _Parser:
         The constant is computed as constant folding computes it (float64, `evaluate`), not by evaluating text."""
         if any(n.op is Op.INPUT for n in ir.toposort()):
             return
-        if float(evaluate(ir, 0.0)) == 0.0:
+        value = float(evaluate(ir, 0.0))
+        if value == 0.0 or abs(value) <= F32_ZERO:
             seg = ast.get_source_segment(self.text, node) or ""
             what = f" {seg!r}" if seg and len(seg) <= 60 else ""
-            raise self.error(f"division by zero: the divisor{what} is a constant equal to 0", node)
+            why = "a constant equal to 0" if value == 0.0 else f"{value!r}, 0 in float32 (the kernels' arithmetic)"
+            raise self.error(f"division by zero: the divisor{what} is {why}", node)
 
     def exponent(self, node: ast.AST) -> int:
         sign = 1
