@@ -201,7 +201,7 @@ def test_the_default_launch_takes_its_tile_from_the_table_never_the_autotuner(mo
     for m in (197, 197 * 8, 197 * 256):
         ops._launch_tuned("matmul_epilogue", expr, m, 768, 3072, x)
     # the tiles in order of preference (the launcher passes over any whose kernel spills): the table's first
-    assert all(isinstance(cs, list) and all(isinstance(c, triton.Config) for c in cs) for cs in seen)
+    assert all(isinstance(cs, tuple) and all(isinstance(c, triton.Config) for c in cs) for cs in seen)
     blocks = [(cs[0].kwargs["BLOCK_M"], cs[0].kwargs["BLOCK_N"]) for cs in seen]
     assert blocks[0] == (64, 64) and blocks[-1] == (128, 128)  # fill 132 SMs first, then the biggest tile
     want = tiles.default_tile(tiles.MATMUL_CONFIGS, 197 * 256, 768, 2, 132, 232448)

@@ -18,6 +18,7 @@ norm_linear (a prologue placement) has no backward: while a model trains, prolog
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from pathlib import Path
 from types import ModuleType
@@ -290,16 +291,21 @@ def fills_gpu(family: str, m: int, n: int, x: torch.Tensor) -> bool:
     return tiles.fills_device(configs, m, n, x.element_size(), *device_limits(x))
 
 
-def table_configs(family: str, m: int, n: int, x: torch.Tensor) -> list:
+def table_configs(family: str, m: int, n: int, x: torch.Tensor) -> tuple:
     """The `triton.Config`s of `tiles.ranked_tiles` for this GEMM on x's device: `tiles.default_tile`'s choice
     first; the launcher runs the first whose kernel does not spill registers with this expression."""
+    return _ranked_configs(family, m, n, x.element_size(), *device_limits(x))
+
+
+@functools.lru_cache(maxsize=4096)
+def _ranked_configs(family: str, m: int, n: int, element_size: int, sm_count: int, shared_memory: int) -> tuple:
     import triton
 
     from .kernels import tiles
 
     configs = tiles.MATMUL_CONFIGS if family == "matmul_epilogue" else tiles.PROLOGUE_CONFIGS
-    return [triton.Config(c.meta(), num_warps=c.num_warps, num_stages=c.num_stages)
-            for c in tiles.ranked_tiles(configs, m, n, x.element_size(), *device_limits(x))]
+    return tuple(triton.Config(c.meta(), num_warps=c.num_warps, num_stages=c.num_stages)
+                 for c in tiles.ranked_tiles(configs, m, n, element_size, sm_count, shared_memory))
 
 
 def tma_requested() -> bool:
