@@ -41,7 +41,12 @@ def main() -> int:
     ap.add_argument("--margin", type=float, default=0.10, help="largest relative loss allowed on one layer")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--old-commit", default=OLD_COMMIT)
+    ap.add_argument("--old-results", metavar="JSON",
+                    help="take the old side from an earlier result of this benchmark (same mappings, layers, seeds "
+                         "and settings) instead of running the old code again (it takes ~20 minutes)")
     ap.add_argument("-o", "--output", default="gp-quality.json", help="file name under bench/results/")
+    ap.add_argument("new_args", nargs="*", metavar="-- EVOLVE-ARG",
+                    help="more `exprc evolve` options for the new engine only (after --), e.g. -- --polish-steps 300")
     args = ap.parse_args()
 
     from exprc.gp.compare import baselines, paired
@@ -55,14 +60,20 @@ def main() -> int:
     runs = []
     with tempfile.TemporaryDirectory(prefix="gp-quality-") as tmp:
         tmp = Path(tmp)
-        old_tree = old_checkout(args.old_commit, tmp)
-        env = {**os.environ, "PYTHONPATH": str(old_tree), "EXPRC_CACHE_DIR": str(tmp / "cache-old")}
-        runs.append(timed([sys.executable, "-m", "exprc", *common, "-o", str(tmp / "old.json")], env,
-                          f"old code ({args.old_commit})", code=old_tree / "exprc"))
+        if args.old_results:
+            earlier = json.loads(Path(args.old_results).read_text())
+            old = old_side(earlier, layers, args.seeds)
+            runs.append({**earlier["runs"][0], "from": args.old_results})
+        else:
+            old_tree = old_checkout(args.old_commit, tmp)
+            env = {**os.environ, "PYTHONPATH": str(old_tree), "EXPRC_CACHE_DIR": str(tmp / "cache-old")}
+            runs.append(timed([sys.executable, "-m", "exprc", *common, "-o", str(tmp / "old.json")], env,
+                              f"old code ({args.old_commit})", code=old_tree / "exprc"))
+            old = json.loads((tmp / "old.json").read_text())
         env = {**os.environ, "EXPRC_CACHE_DIR": str(tmp / "cache-new")}
         runs.append(timed([sys.executable, "-m", "exprc", *common, "--constant-points", args.constant_points,
-                           "-o", str(tmp / "new.json")], env, "new engine"))
-        old, new = (json.loads((tmp / f"{k}.json").read_text()) for k in ("old", "new"))
+                           *args.new_args, "-o", str(tmp / "new.json")], env, "new engine"))
+        new = json.loads((tmp / "new.json").read_text())
     result = paired(old, new, args.margin)
     config = SearchConfig()
     for name in layers:
@@ -84,6 +95,20 @@ def main() -> int:
           f"(margin {args.margin:.0%}): {'KEPT' if result['kept'] else 'NOT KEPT'}")
     print(f"wrote {path}")
     return 0 if result["kept"] else 1
+
+
+def old_side(earlier: dict, layers: list[str], seeds: int) -> dict:
+    """The old code's per-seed and chosen validation fitness and R² from an earlier result of this benchmark, in
+    the shape of `exprc evolve`'s output that `paired` reads; it must hold every (layer, seed) asked for."""
+    out: dict = {"layers": {}}
+    for name in layers:
+        rows = {p["seed"]: p for p in earlier["pairs"] if p["layer"] == name}
+        if name not in earlier["layers"] or any(s not in rows for s in range(1, seeds + 1)):
+            raise SystemExit(f"--old-results: no old result for {name}, seeds 1..{seeds}")
+        out["layers"][name] = {"val_fitness": earlier["layers"][name]["old"], "r2": earlier["layers"][name]["old_r2"],
+                               "seeds": [{"seed": s, "val_fitness": rows[s]["old"], "r2": rows[s]["old_r2"]}
+                                         for s in range(1, seeds + 1)]}
+    return out
 
 
 if __name__ == "__main__":

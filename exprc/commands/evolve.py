@@ -26,12 +26,13 @@ fitness itself always on all of them), and at the end --polish-steps more steps 
 `legacy` is the previous exprc engine (Kozax's constant optimization through a 20-row scan); `kozax` uses
 Kozax's own evaluator too.
 
-Where searches run: --jobs 1 runs them one after another in this process, each spread over all CPU cores
-(XLA host devices); --jobs N runs N at once in worker processes, one core each (the best throughput for many
-searches). --device gpu --batch N vmaps N searches together on the GPU. On a cluster, --shard I/N makes one
-array task run its share of the searches (the I-th of every N) into OUTPUT's partial files; afterwards one run
-of the same command without --shard searches nothing, writes OUTPUT and tidies up. Compiled code (and the traced
-evolution step) is cached in ~/.cache/exprc/jax ($EXPRC_CACHE_DIR/jax): a second process does not compile again.
+Where searches run: --jobs 1 (the default) runs them one after another in this process, each spread over all CPU
+cores (XLA host devices); --jobs N runs N at once in worker processes, one core each. On a 2-core CPU --jobs 1
+gave 1.45x the throughput of --jobs 2 (bench/results/gp-speed.json); with many cores, try more jobs. --device gpu
+--batch N vmaps N searches together on the GPU. On a cluster, --shard I/N makes one array task run its share of
+the searches (the I-th of every N) into OUTPUT's partial files; afterwards one run of the same command without
+--shard searches nothing, writes OUTPUT and tidies up. Compiled code (and the traced evolution step) is cached in
+~/.cache/exprc/jax ($EXPRC_CACHE_DIR/jax): a second process does not compile again.
 
 examples:
   exprc evolve mappings.npz -o layers.json
@@ -49,8 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--population", type=int, default=500, help="population size (default: %(default)s)")
     p.add_argument("--generations", type=int, default=50, help="generations (default: %(default)s)")
     p.add_argument("--layers", nargs="+", metavar="NAME", help="only these layers (default: all)")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                   help="parallel searches, one process each (default: the number of CPUs, %(default)s)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="parallel searches, one process and one core each (default: 1, one search at a time "
+                        "over every core)")
     p.add_argument("--select", choices=("val", "knee"), default="val",
                    help="which Pareto point to write: lowest validation fitness, or the knee (default: val)")
     p.add_argument("--max-nodes", type=int, default=20, help="tree size limit (default: %(default)s)")
