@@ -173,15 +173,24 @@ def _spill_key(plain, config, args: list, flags: dict, even_k: bool) -> tuple:
             tuple(arg_key(a) for a in args), even_k)
 
 
+UNLOADABLE = 1 << 30  # the spill count given to a configuration the device cannot load (shared memory, threads)
+
+
 def compiled_spills(plain, config, args: list, flags: dict, grid: tuple, even_k: bool) -> int:
     """What ptxas spills compiling `plain` with `config` for these arguments (compiled, not launched; the CUDA
     driver loads the binary to report it). Cached per specialization."""
+    import triton
+
     key = _spill_key(plain, config, args, flags, even_k)
     if key not in _SPILLS:
         k = plain.warmup(*args, grid=grid, **flags, **config.kwargs, num_warps=config.num_warps,
                          num_stages=config.num_stages, EVEN_K=even_k)
-        k._init_handles()  # n_spills is known once the binary is loaded
-        _SPILLS[key] = int(getattr(k, "n_spills", 0) or 0)
+        try:
+            k._init_handles()  # n_spills is known once the binary is loaded
+        except triton.runtime.errors.OutOfResources:  # does not fit this device at all: the last resort
+            _SPILLS[key] = UNLOADABLE
+        else:
+            _SPILLS[key] = int(getattr(k, "n_spills", 0) or 0)
     return _SPILLS[key]
 
 
