@@ -34,16 +34,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mappings", default=str(EXAMPLE / "mappings.npz"))
     ap.add_argument("--layers", type=int, default=5, help="the first N layers of the file (default 5)")
-    ap.add_argument("--seeds", type=int, default=3, help="seeds 1..N (default 3)")
+    ap.add_argument("--seeds", type=int, default=3, help="seeds FIRST..FIRST+N-1 (default 3)")
+    ap.add_argument("--first-seed", type=int, default=1, help="FIRST (default 1)")
     ap.add_argument("--population", type=int, default=500)
     ap.add_argument("--generations", type=int, default=50)
     ap.add_argument("--constant-points", default="1024")
     ap.add_argument("--margin", type=float, default=0.10, help="largest relative loss allowed on one layer")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--old-commit", default=OLD_COMMIT)
-    ap.add_argument("--old-results", metavar="JSON",
-                    help="take the old side from an earlier result of this benchmark (same mappings, layers, seeds "
-                         "and settings) instead of running the old code again (it takes ~20 minutes)")
+    ap.add_argument("--old-results", metavar="JSON", nargs="+",
+                    help="take the old side from earlier results of this benchmark (same mappings and settings; "
+                         "together holding every layer and seed asked for) instead of running the old code again "
+                         "(it takes ~90 s a search)")
     ap.add_argument("-o", "--output", default="gp-quality.json", help="file name under bench/results/")
     ap.add_argument("new_args", nargs="*", metavar="-- EVOLVE-ARG",
                     help="more `exprc evolve` options for the new engine only (after --), e.g. -- --polish-steps 300")
@@ -55,15 +57,16 @@ def main() -> int:
 
     mappings = load_mappings(args.mappings)
     layers = mappings.names()[: args.layers]
-    common = ["evolve", args.mappings, "--layers", *layers, "--seeds", str(args.seeds), "--population",
+    common = ["evolve", args.mappings, "--layers", *layers, "--seeds", str(args.seeds), "--first-seed",
+              str(args.first_seed), "--population",
               str(args.population), "--generations", str(args.generations), "--jobs", str(args.jobs), "--quiet"]
     runs = []
     with tempfile.TemporaryDirectory(prefix="gp-quality-") as tmp:
         tmp = Path(tmp)
         if args.old_results:
-            earlier = json.loads(Path(args.old_results).read_text())
-            old = old_side(earlier, layers, args.seeds)
-            runs.append({**earlier["runs"][0], "from": args.old_results})
+            earlier = [json.loads(Path(f).read_text()) for f in args.old_results]
+            old = old_side(earlier, layers, range(args.first_seed, args.first_seed + args.seeds))
+            runs += [{**e["runs"][0], "from": f} for e, f in zip(earlier, args.old_results, strict=True)]
         else:
             old_tree = old_checkout(args.old_commit, tmp)
             env = {**os.environ, "PYTHONPATH": str(old_tree), "EXPRC_CACHE_DIR": str(tmp / "cache-old")}
@@ -97,17 +100,21 @@ def main() -> int:
     return 0 if result["kept"] else 1
 
 
-def old_side(earlier: dict, layers: list[str], seeds: int) -> dict:
-    """The old code's per-seed and chosen validation fitness and R² from an earlier result of this benchmark, in
-    the shape of `exprc evolve`'s output that `paired` reads; it must hold every (layer, seed) asked for."""
+def old_side(earlier: list[dict], layers: list[str], seeds: range) -> dict:
+    """The old code's per-seed and chosen validation fitness and R² from earlier results of this benchmark, in
+    the shape of `exprc evolve`'s output that `paired` reads; together they must hold every (layer, seed) asked
+    for. A layer's chosen expression is its best seed's (selection `val`)."""
     out: dict = {"layers": {}}
     for name in layers:
-        rows = {p["seed"]: p for p in earlier["pairs"] if p["layer"] == name}
-        if name not in earlier["layers"] or any(s not in rows for s in range(1, seeds + 1)):
-            raise SystemExit(f"--old-results: no old result for {name}, seeds 1..{seeds}")
-        out["layers"][name] = {"val_fitness": earlier["layers"][name]["old"], "r2": earlier["layers"][name]["old_r2"],
-                               "seeds": [{"seed": s, "val_fitness": rows[s]["old"], "r2": rows[s]["old_r2"]}
-                                         for s in range(1, seeds + 1)]}
+        rows = {p["seed"]: p for e in earlier for p in e["pairs"] if p["layer"] == name}
+        missing = [s for s in seeds if s not in rows]
+        if missing:
+            raise SystemExit(f"--old-results: no old result for {name}, seeds {missing}")
+        picked = [rows[s] for s in seeds]
+        best = min(picked, key=lambda p: p["old"])
+        out["layers"][name] = {"val_fitness": best["old"], "r2": best["old_r2"],
+                               "seeds": [{"seed": p["seed"], "val_fitness": p["old"], "r2": p["old_r2"]}
+                                         for p in picked]}
     return out
 
 

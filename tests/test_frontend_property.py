@@ -36,9 +36,10 @@ _UNARY = {
 
 
 def _constant_zero(case) -> bool:
-    """A tree without variables whose value is 0 (or -0), computed in float64 as constant folding does."""
+    """A tree without variables whose value is 0 (or -0) or rounds to 0 in float32 (|v| <= 2**-150), computed in
+    float64 as constant folding does: a divisor the parser refuses."""
     with np.errstate(all="ignore"):
-        return case[2] and case[1](np.zeros(1))[0] == 0
+        return case[2] and abs(case[1](np.zeros(1))[0]) <= 2.0 ** -150
 
 
 def _binary(children):
@@ -66,8 +67,15 @@ def _clip3(children):
 
 
 def _power(children):
-    return st.tuples(children, st.integers(0, 4)).map(
-        lambda t: (f"({t[0][0]})**{t[1]}", lambda x, t=t: t[0][1](x) ** t[1], t[0][2]))
+    """`(a)**n` for n in -4..4 (negative: 1/a**-n, as sympy prints it); a constant zero base gets n >= 0."""
+    return st.tuples(children, st.integers(-4, 4)).map(
+        lambda t: (t[0], -t[1]) if t[1] < 0 and _constant_zero(t[0]) else t).map(
+        lambda t: (f"({t[0][0]})**({t[1]})", lambda x, t=t: _pow(t[0][1](x), t[1]), t[0][2]))
+
+
+def _pow(a, n: int):
+    with np.errstate(all="ignore"):
+        return a ** n if n >= 0 else 1.0 / a ** -n
 
 
 def _negate(children):
