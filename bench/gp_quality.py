@@ -47,8 +47,6 @@ def main() -> int:
                          "together holding every layer and seed asked for) instead of running the old code again "
                          "(it takes ~90 s a search)")
     ap.add_argument("-o", "--output", default="gp-quality.json", help="file name under bench/results/")
-    ap.add_argument("new_args", nargs="*", metavar="-- EVOLVE-ARG",
-                    help="more `exprc evolve` options for the new engine only (after --), e.g. -- --polish-steps 300")
     args = ap.parse_args()
 
     from exprc.gp.compare import baselines, paired
@@ -75,7 +73,7 @@ def main() -> int:
             old = json.loads((tmp / "old.json").read_text())
         env = {**os.environ, "EXPRC_CACHE_DIR": str(tmp / "cache-new")}
         runs.append(timed([sys.executable, "-m", "exprc", *common, "--constant-points", args.constant_points,
-                           *args.new_args, "-o", str(tmp / "new.json")], env, "new engine"))
+                           "-o", str(tmp / "new.json")], env, "new engine"))
         new = json.loads((tmp / "new.json").read_text())
     result = paired(old, new, args.margin)
     config = SearchConfig()

@@ -12,11 +12,11 @@ is the same cache entry each time. Without a compilation cache directory (tests)
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Callable
+
+from ..atomic_write import atomic_write
 
 _SOURCE = Path(__file__).resolve().parent
 
@@ -36,11 +36,8 @@ def _digest(parts) -> str:
 def _write(path: Path, blob: bytes) -> None:
     """Atomically, and not at all if the directory cannot be written (the step then runs traced)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_write(path, binary=True) as f:
             f.write(blob)
-        os.replace(tmp, path)
     except OSError:
         pass
 

@@ -61,16 +61,19 @@ INTERPRETER_CONFIG = TileConfig(32, 32, 32, 4, 4, 1)
 MAX_K_SLICE_BYTES = 128  # BLOCK_K * element size: wider K-slices (f32 with BLOCK_K = 64) spill registers
 
 
+def fits(c: TileConfig, element_size: int, shared_memory: int) -> bool:
+    """Whether `c` suits inputs of `element_size` bytes (K-slices of at most MAX_K_SLICE_BYTES) and its A and W
+    pipeline buffers fit in `shared_memory` bytes."""
+    return c.block_k * element_size <= MAX_K_SLICE_BYTES and c.shared_memory_bytes(element_size) <= shared_memory
+
+
 def default_tile(configs: tuple[TileConfig, ...], M: int, N: int, element_size: int, sm_count: int,
                  shared_memory: int) -> TileConfig:
     """The configuration the first call uses without autotuning: of the `configs` that suit the element size and
     fit in shared memory, the largest tile that still gives every SM a program (M/BLOCK_M x N/BLOCK_N >= SMs),
     else the one with the most programs. Deterministic: the same shape on the same GPU always gets the same tile."""
-    def fits(c: TileConfig) -> bool:
-        return c.block_k * element_size <= MAX_K_SLICE_BYTES and \
-            c.shared_memory_bytes(element_size) <= shared_memory
-
-    usable = [c for c in configs if fits(c)] or [min(configs, key=lambda c: c.shared_memory_bytes(element_size))]
+    usable = [c for c in configs if fits(c, element_size, shared_memory)] or \
+        [min(configs, key=lambda c: c.shared_memory_bytes(element_size))]
 
     def programs(c: TileConfig) -> int:
         return -(-M // c.block_m) * -(-N // c.block_n)
@@ -85,11 +88,8 @@ def ranked_tiles(configs: tuple[TileConfig, ...], M: int, N: int, element_size: 
                  shared_memory: int) -> list[TileConfig]:
     """The configurations that suit the element size and fit in shared memory, in the order the launcher tries
     them: `default_tile`'s choice first, then its choice among the others, and so on."""
-    def fits(c: TileConfig) -> bool:
-        return c.block_k * element_size <= MAX_K_SLICE_BYTES and \
-            c.shared_memory_bytes(element_size) <= shared_memory
-
-    left = [c for c in configs if fits(c)] or [default_tile(configs, M, N, element_size, sm_count, shared_memory)]
+    left = [c for c in configs if fits(c, element_size, shared_memory)] or \
+        [default_tile(configs, M, N, element_size, sm_count, shared_memory)]
     ranked = []
     while left:
         ranked.append(default_tile(tuple(left), M, N, element_size, sm_count, shared_memory))
