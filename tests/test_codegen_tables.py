@@ -35,7 +35,7 @@ def test_emitted_triton_function() -> None:
 def expr_fn(x, FAST_ASM: tl.constexpr):
     tmp0 = -0.84 * x
     tmp1 = 2.0 * x
-    tmp2 = tl.where(tmp1 < -5.0, -5.0, tl.where(tmp1 > 5.0, 5.0, tmp1))
+    tmp2 = tl.clamp(tmp1, -5.0, 5.0, propagate_nan=tl.PropagateNan.ALL)
     tmp3 = 1.31 * tmp2
     tmp4 = tmp0 + tmp3
     tmp5 = libdevice.tanh(x)
@@ -60,14 +60,39 @@ def f(x):
 '''
 
 
-def test_clip_side_at_infinity_is_skipped() -> None:
+def test_clip_is_one_clamp_and_a_side_at_infinity_is_skipped() -> None:
+    nan = "propagate_nan=tl.PropagateNan.ALL"
+    assert f"tl.clamp(x, -3.0, 2.0, {nan})" in emit_expr_function(clip(X, -3.0, 2.0))
     src = emit_expr_function(clip(X, -math.inf, 2.0))
-    assert "tl.where(x > 2.0, 2.0, x)" in src and "inf" not in src and src.count("tl.where") == 1
+    assert f"tl.minimum(x, 2.0, {nan})" in src and "inf" not in src and "tl.maximum" not in src
     assert "torch.clamp(x, max=2.0)" in emit_torch_function(clip(X, -math.inf, 2.0))
+    # a bound of +-0 is a select (min/max may return either zero at x = -+0)
+    assert "tl.where(x < 0.0, 0.0, x)" in emit_expr_function(clip(X, 0.0, 2.0))
+
+
+CLIPS = [clip(X, -3.0, 3.0), clip(X, -1.0, 2.5), clip(X, 0.0, 2.0), clip(X, -2.0, 0.0), clip(X, -0.0, 1.0),
+         clip(X, -math.inf, 2.0), clip(X, 0.0, math.inf), clip(X, -5.0, -1.0)]
+ZEROS = np.array([0.0, -0.0, 1e-30, -1e-30, 3.0, -3.0, np.nan, np.inf, -np.inf], np.float32)
+
+
+@pytest.mark.parametrize("path", ["triton", "torch"])
+@pytest.mark.parametrize("k", range(len(CLIPS)))
+def test_clip_matches_the_reference_bit_for_bit(tmp_path, path, k) -> None:
+    """Every shape of bounds (symmetric, asymmetric, a bound of +-0, one side at infinity) gives the interpreter's
+    values bit for bit, signed zeros and NaN included (y = f(x) * 1 + (-0.0) keeps f's zero's sign)."""
+    e = CLIPS[k]
+    module = _interpreted_module(tmp_path / f"c{k}.py", e)
+    x = torch.from_numpy(np.concatenate([INPUTS, ZEROS]))
+    ones, minus_zeros = torch.ones(x.numel()), torch.full((x.numel(),), -0.0)
+    y = family_for("elementwise", module).apply(module, x, ones, minus_zeros) if path == "triton" else \
+        module.expr_torch(x)
+    ref = evaluate(e, x.numpy(), np.float32)
+    assert np.array_equal(y.numpy().view(np.int32), ref.view(np.int32)), (print_ir(e), y, ref)
 
 
 def test_constants_are_f32_literals() -> None:
-    assert f32_literal(0.548) == "0.548" and f32_literal(-0.0) == "-0.0"
+    assert f32_literal(0.548) == "0.548" and f32_literal(0.0) == "0.0"
+    assert f32_literal(-0.0) is None  # Triton reads the literal -0.0 as +0.0: built from its bits
     assert f32_literal(3.4028235e38) == repr(float(np.float32(3.4028235e38)))  # rounds to f32 max: a literal
     assert f32_literal(1e-40) is None and f32_literal(1e39) is None and f32_literal(math.inf) is None
     assert f32_bits(math.inf) == 0x7F800000 and f32_bits(1e39) == 0x7F800000

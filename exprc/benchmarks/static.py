@@ -182,11 +182,13 @@ def run_jobs(jobs: list[Job], workers: int, liger_ops: str | None, progress=prin
 
 # The files each kind of kernel's SASS depends on besides Triton and the expression's own code (plus COMMON).
 KIND_SOURCES = {
-    "elementwise": ("runtime/kernels/elementwise.py",),
-    "backward": ("runtime/kernels/elementwise_backward.py",),
-    "epilogue": ("runtime/kernels/matmul_epilogue.py", "runtime/kernels/grouped_tiles.py"),
+    "elementwise": ("runtime/kernels/elementwise.py", "runtime/kernels/widen.py"),
+    "backward": ("runtime/kernels/elementwise_backward.py", "runtime/kernels/widen.py"),
+    "epilogue": ("runtime/kernels/matmul_epilogue.py", "runtime/kernels/grouped_tiles.py",
+                 "runtime/kernels/norm_epilogue.py", "runtime/kernels/widen.py"),
     "epilogue-tma": ("runtime/kernels/matmul_epilogue_tma.py", "runtime/kernels/tma_tiles.py",
-                     "codegen/compile_tma.py"),
+                     "runtime/kernels/grouped_tiles.py", "runtime/kernels/norm_epilogue.py",
+                     "runtime/kernels/widen.py", "codegen/compile_tma.py"),
     "prologue": ("runtime/kernels/matmul_prologue.py", "runtime/kernels/grouped_tiles.py"),
 }
 BASELINE_SOURCES = ("benchmarks/static_baselines.py",)

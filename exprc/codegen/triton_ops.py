@@ -28,8 +28,11 @@ def f32_literal(v: float) -> str | None:
     """Source text of a float constant as a Triton f32 literal, or None when no plain literal is exact.
 
     Triton turns a Python float into f32 only when it is 0 or of normal f32 magnitude; a constant that rounds
-    to an f32 subnormal or overflows f32 must be built from its bits (`f32_from_bits`).
+    to an f32 subnormal or overflows f32 must be built from its bits (`f32_from_bits`); so must -0.0, which
+    Triton's frontend reads as +0.0.
     """
+    if v == 0.0 and math.copysign(1.0, v) < 0:
+        return None
     if v == 0.0 or F32_MIN_NORMAL <= abs(v) <= F32_MAX:
         return repr(float(v))
     with np.errstate(over="ignore"):
@@ -64,13 +67,21 @@ def scalar_text(v: float, x: str) -> str:
 
 
 def _clip(out: str, args: tuple[str, ...], node: Node) -> list[str]:
+    """NaN-propagating min and max (FMNMX.NAN: one instruction a bound). A side at +-inf is no bound; a bound of
+    +-0 is a select instead, which keeps the argument's own zero (np.clip's: -0.0 stays -0.0 against a bound of
+    +0.0, where min/max may return either zero)."""
     (a,) = args
     lo, hi = node.arg
+    nan = "propagate_nan=tl.PropagateNan.ALL"
+    if lo not in (-math.inf, 0.0) and hi not in (math.inf, 0.0):
+        return [f"{out} = tl.clamp({a}, {scalar_text(lo, a)}, {scalar_text(hi, a)}, {nan})"]
     text = a
-    if hi != math.inf:  # a side at +-inf is no bound
-        text = f"tl.where({a} > {scalar_text(hi, a)}, {scalar_text(hi, a)}, {text})"
     if lo != -math.inf:
-        text = f"tl.where({a} < {scalar_text(lo, a)}, {scalar_text(lo, a)}, {text})"
+        bound = scalar_text(lo, a)
+        text = f"tl.where({a} < {bound}, {bound}, {a})" if lo == 0.0 else f"tl.maximum({a}, {bound}, {nan})"
+    if hi != math.inf:
+        bound = scalar_text(hi, a)
+        text = f"tl.where({text} > {bound}, {bound}, {text})" if hi == 0.0 else f"tl.minimum({text}, {bound}, {nan})"
     return [f"{out} = {text}"]
 
 

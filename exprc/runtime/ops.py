@@ -185,11 +185,13 @@ def linear_residual_norm(a: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
         args = (rows, w, vec[0], vec[1], _rows(residual, n) if residual is not None else None, vec[2], vec[3],
                 r if write_r else None, y)
         tile = tma_tile(rows, w, m, n, k)
-        if tile is not None:  # sm_90: the TMA + persistent variant
+        ran = None
+        if tile is not None:  # sm_90: the TMA + persistent variant, unless its kernel spills for this expression
             with _on(a):
-                family_for("matmul_epilogue_tma", expr).launch(expr, *args, input_precision=_precision(a),
-                                                               config=tile, sm_count=device_limits(a)[0])
-        else:
+                ran = family_for("matmul_epilogue_tma", expr).launch(
+                    expr, *args, input_precision=_precision(a), config=tile, sm_count=device_limits(a)[0],
+                    spill_free=True)
+        if ran is None:
             _launch_tuned("matmul_epilogue", expr, m, n, k, a, *args)
     return (r.view(shape) if write_r else r), y.view(shape)
 

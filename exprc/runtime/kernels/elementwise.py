@@ -17,7 +17,9 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from exprc.runtime.kernels.support import is_interpreted
+from exprc.runtime.kernels.support import is_interpreted, jit_helpers
+
+widening = jit_helpers("widen")  # in this module's Triton mode
 
 
 @triton.jit
@@ -32,20 +34,20 @@ def expr_norm_kernel(x_ptr, w_ptr, b_ptr, y_ptr, M, D: tl.constexpr, F: tl.const
     offs = rows * D + cols  # int32: BLOCK_M * D < 2**31 (launch_config)
     per_col = rows * 0 + cols  # w's and b's offsets in the tile's shape: loaded in its layout, once per column
     if D % BLOCK_D == 0:
-        w = tl.load(w_ptr + col0 + per_col).to(tl.float32)
-        b = tl.load(b_ptr + col0 + per_col).to(tl.float32)
+        w = widening.widen(tl.load(w_ptr + col0 + per_col), FAST_ASM)
+        b = widening.widen(tl.load(b_ptr + col0 + per_col), FAST_ASM)
         if EVEN_M:  # M a multiple of BLOCK_M: no access is masked
-            x = tl.load(x_ptr + start + offs).to(tl.float32)
+            x = widening.widen(tl.load(x_ptr + start + offs), FAST_ASM)
             tl.store(y_ptr + start + offs, (F(x, FAST_ASM) * w + b).to(y_ptr.dtype.element_ty))
         else:
             mask = rows < tl.minimum(M - row0, BLOCK_M).to(tl.int32)
-            x = tl.load(x_ptr + start + offs, mask=mask).to(tl.float32)
+            x = widening.widen(tl.load(x_ptr + start + offs, mask=mask), FAST_ASM)
             tl.store(y_ptr + start + offs, (F(x, FAST_ASM) * w + b).to(y_ptr.dtype.element_ty), mask=mask)
     else:  # D without a power-of-two factor of 16: one column block, the columns past D masked
         mask = (rows < tl.minimum(M - row0, BLOCK_M).to(tl.int32)) & (cols < D)
-        w = tl.load(w_ptr + per_col, mask=cols < D).to(tl.float32)
-        b = tl.load(b_ptr + per_col, mask=cols < D).to(tl.float32)
-        x = tl.load(x_ptr + start + offs, mask=mask).to(tl.float32)
+        w = widening.widen(tl.load(w_ptr + per_col, mask=cols < D), FAST_ASM)
+        b = widening.widen(tl.load(b_ptr + per_col, mask=cols < D), FAST_ASM)
+        x = widening.widen(tl.load(x_ptr + start + offs, mask=mask), FAST_ASM)
         tl.store(y_ptr + start + offs, (F(x, FAST_ASM) * w + b).to(y_ptr.dtype.element_ty), mask=mask)
 
 

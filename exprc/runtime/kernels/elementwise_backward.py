@@ -14,7 +14,9 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from exprc.runtime.kernels.support import is_interpreted
+from exprc.runtime.kernels.support import is_interpreted, jit_helpers
+
+widening = jit_helpers("widen")  # in this module's Triton mode
 
 
 @triton.jit
@@ -32,7 +34,7 @@ def expr_norm_backward_kernel(x_ptr, dy_ptr, w_ptr, dr_ptr, dx_ptr, partial_ptr,
     cols = tl.arange(0, BLOCK_D)
     col_ok = cols < D
     if HAS_W:
-        w = tl.load(w_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
+        w = widening.widen(tl.load(w_ptr + cols, mask=col_ok, other=0.0), FAST_ASM)
     dw = tl.full((BLOCK_D,), 0.0, tl.float32)
     db = tl.full((BLOCK_D,), 0.0, tl.float32)
     row0 = pid * rows_per_program
@@ -41,13 +43,13 @@ def expr_norm_backward_kernel(x_ptr, dy_ptr, w_ptr, dr_ptr, dx_ptr, partial_ptr,
         rows = start + tl.arange(0, BLOCK_M)
         mask = (rows < row_end)[:, None] & col_ok[None, :]
         offs = rows.to(tl.int64)[:, None] * D + cols[None, :]
-        x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-        dy = tl.load(dy_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        x = widening.widen(tl.load(x_ptr + offs, mask=mask, other=0.0), FAST_ASM)
+        dy = widening.widen(tl.load(dy_ptr + offs, mask=mask, other=0.0), FAST_ASM)
         g = dy * G(x, FAST_ASM)
         if HAS_W:
             g = g * w[None, :]
         if HAS_DR:
-            g = g + tl.load(dr_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+            g = g + widening.widen(tl.load(dr_ptr + offs, mask=mask, other=0.0), FAST_ASM)
         tl.store(dx_ptr + offs, g.to(dx_ptr.dtype.element_ty), mask=mask)
         # masked-out elements hold dy = 0, so they add nothing (F(0) need not be 0)
         # tl.reduce with our own combine, not tl.sum: an interpreted kernel cannot call Triton's library jit functions

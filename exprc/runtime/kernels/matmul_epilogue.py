@@ -17,6 +17,7 @@ from exprc.runtime.kernels.tiles import MATMUL_CONFIGS, launch_tiled, prune_conf
 
 
 grouped = jit_helpers("grouped_tiles")  # in this module's Triton mode
+epilogue = jit_helpers("norm_epilogue")
 
 
 @triton.jit
@@ -53,26 +54,9 @@ def fused_linear_epilogue(
         a_ptrs += BLOCK_K
         w_ptrs += BLOCK_K
 
-    # ---- epilogue: on the accumulator tile, in registers; global loads: bias, scale, residual, w, b only ----
-    mask_n = offs_n < N
-    mask = (offs_m[:, None] < M) & mask_n[None, :]
-    out_offs = offs_m.to(tl.int64)[:, None] * N + offs_n[None, :]
-    if HAS_BIAS:
-        acc += tl.load(bias_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
-    if HAS_SCALE:  # layer scale (timm's ls1/ls2), applied to the branch before the residual add
-        acc *= tl.load(scale_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
-    if HAS_RESIDUAL:
-        acc += tl.load(res_ptr + out_offs, mask=mask, other=0.0).to(tl.float32)
-    # the residual stream as stored: F sees exactly the values an unfused norm would read back
-    r = acc.to(y_ptr.dtype.element_ty)
-    if WRITE_R:
-        tl.store(r_ptr + out_offs, r, mask=mask)
-    v = F(r.to(tl.float32), FAST_ASM)
-    if HAS_NORM_W:
-        v = v * tl.load(norm_w_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
-    if HAS_NORM_B:
-        v = v + tl.load(norm_b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
-    tl.store(y_ptr + out_offs, v.to(y_ptr.dtype.element_ty), mask=mask)
+    # ---- epilogue: on the accumulator tile, in registers (norm_epilogue.py) ----
+    epilogue.store_tile(acc, offs_m, offs_n, M, N, bias_ptr, scale_ptr, res_ptr, norm_w_ptr, norm_b_ptr, r_ptr, y_ptr,
+                        F, FAST_ASM, HAS_BIAS, HAS_SCALE, HAS_RESIDUAL, WRITE_R, HAS_NORM_W, HAS_NORM_B)
 
 
 POINTERS = ("a_ptr", "w_ptr", "bias_ptr", "scale_ptr", "res_ptr", "norm_w_ptr", "norm_b_ptr", "r_ptr", "y_ptr")

@@ -12,7 +12,7 @@ and scheduled the Hopper way.
 - Persistent grid: `persistent_programs` (two programs an SM, at most one a tile), each walking output tiles
   tile_id = pid, pid + programs, ... in the grouped order of `grouped_tiles` (GROUP_M tile rows share W in L2).
 - The epilogue (bias, layer scale, residual, r stored in the storage dtype, F on r as stored, w, b) is the
-  existing kernel's code, line for line, with masked pointer loads and stores.
+  other kernel's own, `norm_epilogue.store_tile`, with masked pointer loads and stores.
 
 `USE_TMA=False` loads the same tiles through pointers (rows past M and columns past N wrapped, K masked): the
 persistent loop without descriptors, for Triton interpreters without them and as the reference of the TMA
@@ -25,22 +25,12 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from exprc.runtime.kernels.support import is_interpreted
+from exprc.runtime.kernels.support import is_interpreted, jit_helpers
 from exprc.runtime.kernels.tiles import INTERPRETER_CONFIG, TileConfig
 from exprc.runtime.kernels.tma_tiles import persistent_programs
 
-
-@triton.jit
-def _tile_start(tile_id, num_pid_m, num_pid_n, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                GROUP_M: tl.constexpr):
-    """(first row, first column) of output tile `tile_id` in grouped order (as `grouped_tiles.tile_offsets`).
-    Builtins only: this helper runs in interpreted kernels too."""
-    num_pid_in_group = GROUP_M * num_pid_n
-    first_pid_m = (tile_id // num_pid_in_group) * GROUP_M
-    group_size_m = min(num_pid_m - first_pid_m, GROUP_M)
-    pid_m = first_pid_m + ((tile_id % num_pid_in_group) % group_size_m)
-    pid_n = (tile_id % num_pid_in_group) // group_size_m
-    return pid_m * BLOCK_M, pid_n * BLOCK_N
+grouped = jit_helpers("grouped_tiles")  # in this module's Triton mode
+epilogue = jit_helpers("norm_epilogue")
 
 
 @triton.jit
@@ -65,7 +55,7 @@ def fused_linear_epilogue_tma(
     offs_k = tl.arange(0, BLOCK_K)
 
     for tile_id in range(tl.program_id(0), num_pid_m * num_pid_n, tl.num_programs(0)):
-        start_m, start_n = _tile_start(tile_id, num_pid_m, num_pid_n, BLOCK_M, BLOCK_N, GROUP_M)
+        start_m, start_n = grouped.tile_start(tile_id, num_pid_m, num_pid_n, BLOCK_M, BLOCK_N, GROUP_M)
         offs_m = start_m + tl.arange(0, BLOCK_M)
         offs_n = start_n + tl.arange(0, BLOCK_N)
         acc = tl.full((BLOCK_M, BLOCK_N), 0.0, dtype=tl.float32)
@@ -88,26 +78,9 @@ def fused_linear_epilogue_tma(
                 w = w.to(tl.float32)
             acc = tl.dot(a, w, acc, input_precision=INPUT_PRECISION)
 
-        # ---- epilogue: matmul_epilogue.py's, on this tile ----
-        mask_n = offs_n < N
-        mask = (offs_m[:, None] < M) & mask_n[None, :]
-        out_offs = offs_m.to(tl.int64)[:, None] * N + offs_n[None, :]
-        if HAS_BIAS:
-            acc += tl.load(bias_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
-        if HAS_SCALE:  # layer scale (timm's ls1/ls2), applied to the branch before the residual add
-            acc *= tl.load(scale_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
-        if HAS_RESIDUAL:
-            acc += tl.load(res_ptr + out_offs, mask=mask, other=0.0).to(tl.float32)
-        # the residual stream as stored: F sees exactly the values an unfused norm would read back
-        r = acc.to(y_ptr.dtype.element_ty)
-        if WRITE_R:
-            tl.store(r_ptr + out_offs, r, mask=mask)
-        v = F(r.to(tl.float32), FAST_ASM)
-        if HAS_NORM_W:
-            v = v * tl.load(norm_w_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
-        if HAS_NORM_B:
-            v = v + tl.load(norm_b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
-        tl.store(y_ptr + out_offs, v.to(y_ptr.dtype.element_ty), mask=mask)
+        # ---- epilogue: matmul_epilogue.py's (norm_epilogue.py), on this tile ----
+        epilogue.store_tile(acc, offs_m, offs_n, M, N, bias_ptr, scale_ptr, res_ptr, norm_w_ptr, norm_b_ptr, r_ptr,
+                            y_ptr, F, FAST_ASM, HAS_BIAS, HAS_SCALE, HAS_RESIDUAL, WRITE_R, HAS_NORM_W, HAS_NORM_B)
 
 
 POINTERS = ("a_ptr", "w_ptr", "bias_ptr", "scale_ptr", "res_ptr", "norm_w_ptr", "norm_b_ptr", "r_ptr", "y_ptr")
@@ -134,15 +107,20 @@ def ensure_allocator() -> None:
 
 def launch(expr, a, weight, bias, scale, residual, norm_weight, norm_bias, r, y, *, input_precision="ieee",
            config: TileConfig | None = None, sm_count: int = 132, use_tma: bool = True,
-           programs: int | None = None) -> TileConfig:
+           programs: int | None = None, spill_free: bool = False) -> TileConfig | None:
     """r = a @ weight.T (+ bias) (* scale) (+ residual); y = f(r) * norm_weight + norm_bias, f the generated
     expression module `expr`: matmul_epilogue.launch's contract, on a persistent grid.
 
     `config`: the tile (`tma_tiles.select_tma`'s choice; under the interpreter default INTERPRETER_CONFIG);
     `sm_count`: the device's SMs (the grid is `persistent_programs`, or `programs` when given);
-    `use_tma=False`: the pointer-load path (the interpreter runs either). Returns the tile that ran.
+    `use_tma=False`: the pointer-load path (the interpreter runs either). Returns the tile that ran; with
+    `spill_free`, compiled kernels only: None, launching nothing, when ptxas spills registers compiling the tile
+    for this expression (`tiles.compiled_spills`; the caller then runs today's kernel, which has tiles to fall
+    back on).
     """
     from torch.library import wrap_triton  # traceable by torch.compile inside exprc's triton_op
+
+    from exprc.runtime.kernels import tiles
 
     interpreting = is_interpreted(expr.expr_fn)
     M, K = a.shape
@@ -151,13 +129,17 @@ def launch(expr, a, weight, bias, scale, residual, norm_weight, norm_bias, r, y,
     flags = dict(F=expr.expr_fn, FAST_ASM=not interpreting, HAS_BIAS=bias is not None, HAS_SCALE=scale is not None,
                  HAS_RESIDUAL=residual is not None, WRITE_R=r is not None, HAS_NORM_W=norm_weight is not None,
                  HAS_NORM_B=norm_bias is not None, INPUT_PRECISION=input_precision,
-                 DOT_IN_F32=interpreting and a.element_size() != 4, USE_TMA=use_tma,
-                 EVEN_K=K % c.block_k == 0, **c.meta())
+                 DOT_IN_F32=interpreting and a.element_size() != 4, USE_TMA=use_tma)
+    even_k = K % c.block_k == 0
     args = [a, weight] + [t if t is not None else y for t in (bias, scale, residual, norm_weight, norm_bias, r)]
     args += [y, M, N, K, triton.next_power_of_2(M)]
-    launch_opts = {} if interpreting else dict(num_warps=c.num_warps, num_stages=c.num_stages)
     if use_tma and not interpreting:
         ensure_allocator()
     grid = (programs or persistent_programs(c, M, N, sm_count),)
-    wrap_triton(fused_linear_epilogue_tma)[grid](*args, **flags, **launch_opts)
+    if spill_free and not interpreting:
+        (tile,) = tiles.triton_configs((c,))
+        if tiles.compiled_spills(fused_linear_epilogue_tma, tile, args, flags, grid, even_k):
+            return None
+    launch_opts = {} if interpreting else dict(num_warps=c.num_warps, num_stages=c.num_stages)
+    wrap_triton(fused_linear_epilogue_tma)[grid](*args, **flags, **c.meta(), **launch_opts, EVEN_K=even_k)
     return c
