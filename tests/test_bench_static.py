@@ -192,6 +192,29 @@ def test_records_are_reused_per_kind_only_while_that_kinds_sources_are_unchanged
     assert {k[0] for k in static.reusable(doc, "9.9")} == {"elementwise", "epilogue"}
 
 
+def test_each_kinds_sources_hold_every_kernel_file_it_imports() -> None:
+    """Reuse keys on the digests of a kind's sources: a jit helper module a kernel family imports (`jit_helpers`,
+    directly or through another helper) that is missing from KIND_SOURCES would let a changed helper keep stale
+    records."""
+    import re
+
+    root = Path(static.__file__).resolve().parents[1]
+    families = {"elementwise": "elementwise", "backward": "elementwise_backward", "epilogue": "matmul_epilogue",
+                "epilogue-tma": "matmul_epilogue_tma", "prologue": "matmul_prologue"}
+
+    def imported(name: str, seen: set[str]) -> set[str]:
+        text = (root / "runtime" / "kernels" / f"{name}.py").read_text()
+        for helper in re.findall(r'jit_helpers\("(\w+)"\)', text):
+            if helper not in seen:
+                seen.add(helper)
+                imported(helper, seen)
+        return seen
+
+    for kind, fam in families.items():
+        need = {f"runtime/kernels/{n}.py" for n in imported(fam, {fam})}
+        assert need <= set(static.KIND_SOURCES[kind]), (kind, need - set(static.KIND_SOURCES[kind]))
+
+
 def test_occupancy_from_registers_threads_and_shared_memory() -> None:
     assert static.ctas_per_sm(90, 128, 8, 0) == 2  # 128 registers x 256 threads: half the register file each
     assert static.ctas_per_sm(90, 255, 4, 0) == 2  # 255 rounds to 256 a thread: 32K registers a program

@@ -162,6 +162,56 @@ def test_operator_rule(monkeypatch):
     assert ops.tma_tile(*fake, 12608, 768, 768) is None
 
 
+def test_a_tma_tile_whose_kernel_spills_falls_back_to_todays_kernel(monkeypatch) -> None:
+    """The TMA kernel has one tile per GEMM (no autotuning): if ptxas spills compiling it for the expression at
+    hand (stubbed here: no GPU), it launches nothing and the operator runs today's kernel, whose launcher passes
+    over spilling tiles of its own table."""
+    import torch.library
+
+    from exprc.runtime import ops
+    from exprc.runtime.expr_norm import ExprNorm
+    from exprc.runtime.kernels import tiles
+
+    module = expression_module(exprc.compile_expr(DEEP, "precise"), interpreted=False)
+    tma = family_for("matmul_epilogue_tma", module)
+    launched, compiled = [], []
+
+    class Launches:  # stands in for torch.library.wrap_triton: records each launch's keywords
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: launched.append(kwargs)
+
+    monkeypatch.setattr(torch.library, "wrap_triton", lambda fn: Launches())
+    monkeypatch.setattr(tma, "ensure_allocator", lambda: None)
+    spilled = {"bytes": 8}
+
+    def spills(plain, config, args, flags, grid, even_k):
+        compiled.append((plain.__name__, config.kwargs, even_k))
+        return spilled["bytes"]
+
+    monkeypatch.setattr(tiles, "compiled_spills", spills)
+    o = _operands(256, 64, 64, torch.bfloat16)
+    r, y = _outputs(o)
+    tile = TileConfig(128, 64, 64, 8, 4, 4)
+    assert tma.launch(module, *(o[k] for k in NAMES), r, y, config=tile, spill_free=True) is None
+    assert launched == [] and compiled == [("fused_linear_epilogue_tma", tile.meta(), True)]
+    spilled["bytes"] = 0
+    assert tma.launch(module, *(o[k] for k in NAMES), r, y, config=tile, spill_free=True) == tile
+    assert len(launched) == 1 and launched[0]["BLOCK_M"] == 128 and launched[0]["EVEN_K"] is True
+    assert tma.launch(module, *(o[k] for k in NAMES), r, y, config=tile) == tile and len(compiled) == 2  # unchecked
+
+    # the operator: a TMA launch that returns None is followed by today's kernel
+    runs = []
+    stub = SimpleNamespace(launch=lambda *a, **kw: runs.append(("tma", kw["spill_free"])))
+    monkeypatch.setattr(ops, "tma_tile", lambda *a: tile)
+    monkeypatch.setattr(ops, "family_for", lambda name, expr: stub)
+    monkeypatch.setattr(ops, "device_limits", lambda x: (132, 232448))
+    monkeypatch.setattr(ops, "_launch_tuned", lambda family, *a: runs.append((family,)))
+    key = ExprNorm(64, DEEP).key
+    ops.linear_residual_norm(o["a"], o["weight"], o["bias"], None, o["residual"], o["norm_weight"], o["norm_bias"],
+                             key, True, True)
+    assert runs == [("tma", True), ("matmul_epilogue",)]
+
+
 # -- static: compiled for sm_90 without a GPU -----------------------------------------------------------------------
 def test_compiles_for_sm90_with_tma_and_no_spills():
     from exprc.codegen.compile_tma import compile_epilogue_tma, epilogue_split
