@@ -12,8 +12,7 @@ IR = ("%0:f32 = const 1.21518; %1:f32 = input x; %2:f32 = mul %0, %1; %3:f32 = c
 @triton.jit
 def expr_fn(x, FAST_ASM: tl.constexpr):
     tmp0 = 1.21518 * x
-    tmp1 = tl.minimum(tl.maximum(tmp0, -2.355, propagate_nan=tl.PropagateNan.ALL), 2.355,
-            propagate_nan=tl.PropagateNan.ALL)
+    tmp1 = tl.where(tmp0 < -2.355, -2.355, tl.where(tmp0 > 2.355, 2.355, tmp0))
     tmp2 = tmp1 + 0.212
     return tmp2
 

@@ -12,7 +12,7 @@ IR = ("%0:f32 = const -0.0307; %1:f32 = input x; %2:f32 = mul %0, %1; %3:f32 = c
 @triton.jit
 def expr_fn(x, FAST_ASM: tl.constexpr):
     tmp0 = -0.0307 * x
-    tmp1 = tl.minimum(tl.maximum(x, -5.0, propagate_nan=tl.PropagateNan.ALL), 5.0, propagate_nan=tl.PropagateNan.ALL)
+    tmp1 = tl.where(x < -5.0, -5.0, tl.where(x > 5.0, 5.0, x))
     tmp2 = tmp0 + tmp1
     tmp3 = tmp2 + 0.178
     return tmp3

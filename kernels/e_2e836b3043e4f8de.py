@@ -18,8 +18,8 @@ IR = ("%0:f32 = const -0.84; %1:f32 = input x; %2:f32 = mul %0, %1; %3:f32 = con
 def expr_fn(x, FAST_ASM: tl.constexpr):
     tmp0 = -0.84 * x
     tmp1 = 2.62 * x
-    tmp2 = tl.minimum(tl.maximum(tmp1, -6.550000000000001, propagate_nan=tl.PropagateNan.ALL), 6.550000000000001,
-            propagate_nan=tl.PropagateNan.ALL)
+    tmp2 = tl.where(tmp1 < -6.550000000000001, -6.550000000000001, tl.where(tmp1 > 6.550000000000001,
+            6.550000000000001, tmp1))
     tmp3 = tmp0 + tmp2
     tmp4 = libdevice.tanh(x)
     tmp5 = libdevice.tanh(tmp4)
@@ -57,8 +57,8 @@ def expr_grad_fn(x, FAST_ASM: tl.constexpr):
 def expr_fn_bf16(x, FAST_ASM: tl.constexpr):
     tmp0 = -0.84 * x
     tmp1 = 2.62 * x
-    tmp2 = tl.minimum(tl.maximum(tmp1, -6.550000000000001, propagate_nan=tl.PropagateNan.ALL), 6.550000000000001,
-            propagate_nan=tl.PropagateNan.ALL)
+    tmp2 = tl.where(tmp1 < -6.550000000000001, -6.550000000000001, tl.where(tmp1 > 6.550000000000001,
+            6.550000000000001, tmp1))
     tmp3 = tmp0 + tmp2
     if FAST_ASM:
         tmp4 = tl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True, pack=1)

@@ -14,14 +14,12 @@ IR = ("%0:f32 = const 0.862; %1:f32 = input x; %2:f32 = mul %0, %1; %3:f32 = cli
 @triton.jit
 def expr_fn(x, FAST_ASM: tl.constexpr):
     tmp0 = 0.862 * x
-    tmp1 = tl.minimum(tl.maximum(tmp0, -4.31, propagate_nan=tl.PropagateNan.ALL), 4.31,
-            propagate_nan=tl.PropagateNan.ALL)
+    tmp1 = tl.where(tmp0 < -4.31, -4.31, tl.where(tmp0 > 4.31, 4.31, tmp0))
     tmp2 = -0.077 * x
-    tmp3 = tl.minimum(tl.maximum(x, -5.0, propagate_nan=tl.PropagateNan.ALL), 5.0, propagate_nan=tl.PropagateNan.ALL)
+    tmp3 = tl.where(x < -5.0, -5.0, tl.where(x > 5.0, 5.0, x))
     tmp4 = tmp2 + tmp3
     tmp5 = 0.862 * tmp4
-    tmp6 = tl.minimum(tl.maximum(tmp5, -4.31, propagate_nan=tl.PropagateNan.ALL), 4.31,
-            propagate_nan=tl.PropagateNan.ALL)
+    tmp6 = tl.where(tmp5 < -4.31, -4.31, tl.where(tmp5 > 4.31, 4.31, tmp5))
     tmp7 = tmp1 + tmp6
     tmp8 = tmp7 + 0.172
     return tmp8
@@ -29,7 +27,7 @@ def expr_fn(x, FAST_ASM: tl.constexpr):
 @triton.jit
 def expr_grad_fn(x, FAST_ASM: tl.constexpr):
     tmp0 = -0.077 * x
-    tmp1 = tl.minimum(tl.maximum(x, -5.0, propagate_nan=tl.PropagateNan.ALL), 5.0, propagate_nan=tl.PropagateNan.ALL)
+    tmp1 = tl.where(x < -5.0, -5.0, tl.where(x > 5.0, 5.0, x))
     tmp2 = tmp0 + tmp1
     tmp3 = 0.862 * tmp2
     tmp4 = ((tmp3 > -4.31) & (tmp3 < 4.31)).to(tl.float32)

@@ -11,8 +11,7 @@ IR = ("%0:f32 = const 2.09664; %1:f32 = input x; %2:f32 = mul %0, %1; %3:f32 = c
 @triton.jit
 def expr_fn(x, FAST_ASM: tl.constexpr):
     tmp0 = 2.09664 * x
-    tmp1 = tl.minimum(tl.maximum(tmp0, -2.88, propagate_nan=tl.PropagateNan.ALL), 2.88,
-            propagate_nan=tl.PropagateNan.ALL)
+    tmp1 = tl.where(tmp0 < -2.88, -2.88, tl.where(tmp0 > 2.88, 2.88, tmp0))
     return tmp1
 
 @triton.jit

@@ -12,8 +12,8 @@ IR = ("%0:f32 = const -0.106; %1:f32 = input x; %2:f32 = mul %0, %1; %3:f32 = cl
 @triton.jit
 def expr_fn(x, FAST_ASM: tl.constexpr):
     tmp0 = -0.106 * x
-    tmp1 = tl.minimum(tl.maximum(tmp0, -5.0, propagate_nan=tl.PropagateNan.ALL), 5.0, propagate_nan=tl.PropagateNan.ALL)
-    tmp2 = tl.minimum(tl.maximum(x, -5.0, propagate_nan=tl.PropagateNan.ALL), 5.0, propagate_nan=tl.PropagateNan.ALL)
+    tmp1 = tl.where(tmp0 < -5.0, -5.0, tl.where(tmp0 > 5.0, 5.0, tmp0))
+    tmp2 = tl.where(x < -5.0, -5.0, tl.where(x > 5.0, 5.0, x))
     tmp3 = tmp1 + tmp2
     tmp4 = tmp3 + 0.154
     return tmp4

@@ -16,7 +16,7 @@ IR = ("%0:f32 = input x; %1:f32 = const -0.000308; %2:f32 = pow %0, 2; %3:f32 = 
 def expr_fn(x, FAST_ASM: tl.constexpr):
     tmp0 = x * x
     tmp1 = -0.000308 * tmp0
-    tmp2 = tl.maximum(tmp1, -5.0, propagate_nan=tl.PropagateNan.ALL)
+    tmp2 = tl.where(tmp1 < -5.0, -5.0, tmp1)
     tmp3 = -tmp2
     tmp4 = libdevice.exp(tmp3)
     tmp5 = tmp4 + 1.0
@@ -29,7 +29,7 @@ def expr_fn(x, FAST_ASM: tl.constexpr):
 def expr_grad_fn(x, FAST_ASM: tl.constexpr):
     tmp0 = x * x
     tmp1 = -0.000308 * tmp0
-    tmp2 = tl.maximum(tmp1, -5.0, propagate_nan=tl.PropagateNan.ALL)
+    tmp2 = tl.where(tmp1 < -5.0, -5.0, tmp1)
     tmp3 = -tmp2
     tmp4 = libdevice.exp(tmp3)
     tmp5 = tmp4 + 1.0

@@ -13,7 +13,7 @@ IR = ("%0:f32 = const -0.488; %1:f32 = input x; %2:f32 = mul %0, %1; %3:f32 = co
 def expr_fn(x, FAST_ASM: tl.constexpr):
     tmp0 = -0.488 * x
     tmp1 = 2.85 * x
-    tmp2 = tl.minimum(tl.maximum(tmp1, -5.0, propagate_nan=tl.PropagateNan.ALL), 5.0, propagate_nan=tl.PropagateNan.ALL)
+    tmp2 = tl.where(tmp1 < -5.0, -5.0, tl.where(tmp1 > 5.0, 5.0, tmp1))
     tmp3 = tmp0 + tmp2
     tmp4 = tmp3 + 0.217
     return tmp4

@@ -14,7 +14,7 @@ IR = ("%0:f32 = const 2.5; %1:f32 = input x; %2:f32 = clip %1, -5.0, 5.0; %3:f32
 
 @triton.jit
 def expr_fn(x, FAST_ASM: tl.constexpr):
-    tmp0 = tl.minimum(tl.maximum(x, -5.0, propagate_nan=tl.PropagateNan.ALL), 5.0, propagate_nan=tl.PropagateNan.ALL)
+    tmp0 = tl.where(x < -5.0, -5.0, tl.where(x > 5.0, 5.0, x))
     tmp1 = libdevice.tanh(tmp0)
     tmp2 = 2.5 * tmp1
     tmp3 = tmp2 + 0.135
@@ -22,7 +22,7 @@ def expr_fn(x, FAST_ASM: tl.constexpr):
 
 @triton.jit
 def expr_grad_fn(x, FAST_ASM: tl.constexpr):
-    tmp0 = tl.minimum(tl.maximum(x, -5.0, propagate_nan=tl.PropagateNan.ALL), 5.0, propagate_nan=tl.PropagateNan.ALL)
+    tmp0 = tl.where(x < -5.0, -5.0, tl.where(x > 5.0, 5.0, x))
     tmp1 = libdevice.tanh(tmp0)
     tmp2 = tmp1 * tmp1
     tmp3 = -2.5 * tmp2
@@ -33,7 +33,7 @@ def expr_grad_fn(x, FAST_ASM: tl.constexpr):
 
 @triton.jit
 def expr_fn_bf16(x, FAST_ASM: tl.constexpr):
-    tmp0 = tl.minimum(tl.maximum(x, -5.0, propagate_nan=tl.PropagateNan.ALL), 5.0, propagate_nan=tl.PropagateNan.ALL)
+    tmp0 = tl.where(x < -5.0, -5.0, tl.where(x > 5.0, 5.0, x))
     if FAST_ASM:
         tmp1 = tl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=r,r", [tmp0], dtype=tl.float32, is_pure=True,
                 pack=1)

@@ -12,8 +12,7 @@ IR = ("%0:f32 = const 1.2713500000000002; %1:f32 = input x; %2:f32 = mul %0, %1;
 @triton.jit
 def expr_fn(x, FAST_ASM: tl.constexpr):
     tmp0 = 1.2713500000000002 * x
-    tmp1 = tl.minimum(tl.maximum(tmp0, -2.705, propagate_nan=tl.PropagateNan.ALL), 2.705,
-            propagate_nan=tl.PropagateNan.ALL)
+    tmp1 = tl.where(tmp0 < -2.705, -2.705, tl.where(tmp0 > 2.705, 2.705, tmp0))
     tmp2 = tmp1 + 0.174
     return tmp2
 

@@ -11,10 +11,10 @@ IR = ("%0:f32 = input x; %1:f32 = clip %0, -5.0, 5.0; %2:f32 = const -0.555; %3:
 
 @triton.jit
 def expr_fn(x, FAST_ASM: tl.constexpr):
-    tmp0 = tl.minimum(tl.maximum(x, -5.0, propagate_nan=tl.PropagateNan.ALL), 5.0, propagate_nan=tl.PropagateNan.ALL)
+    tmp0 = tl.where(x < -5.0, -5.0, tl.where(x > 5.0, 5.0, x))
     tmp1 = -0.555 * x
     tmp2 = tmp1 + tmp0
-    tmp3 = tl.minimum(tl.maximum(tmp2, -5.0, propagate_nan=tl.PropagateNan.ALL), 5.0, propagate_nan=tl.PropagateNan.ALL)
+    tmp3 = tl.where(tmp2 < -5.0, -5.0, tl.where(tmp2 > 5.0, 5.0, tmp2))
     tmp4 = tmp0 + tmp3
     tmp5 = tmp4 + 0.225
     return tmp5
@@ -22,7 +22,7 @@ def expr_fn(x, FAST_ASM: tl.constexpr):
 @triton.jit
 def expr_grad_fn(x, FAST_ASM: tl.constexpr):
     tmp0 = -0.555 * x
-    tmp1 = tl.minimum(tl.maximum(x, -5.0, propagate_nan=tl.PropagateNan.ALL), 5.0, propagate_nan=tl.PropagateNan.ALL)
+    tmp1 = tl.where(x < -5.0, -5.0, tl.where(x > 5.0, 5.0, x))
     tmp2 = tmp0 + tmp1
     tmp3 = ((tmp2 > -5.0) & (tmp2 < 5.0)).to(tl.float32)
     tmp4 = -0.555 * tmp3

@@ -17,7 +17,7 @@ IR = ("%0:f32 = const -0.687; %1:f32 = input x; %2:f32 = mul %0, %1; %3:f32 = co
 def expr_fn(x, FAST_ASM: tl.constexpr):
     tmp0 = -0.687 * x
     tmp1 = 1.99 * x
-    tmp2 = tl.minimum(tl.maximum(tmp1, -5.0, propagate_nan=tl.PropagateNan.ALL), 5.0, propagate_nan=tl.PropagateNan.ALL)
+    tmp2 = tl.where(tmp1 < -5.0, -5.0, tl.where(tmp1 > 5.0, 5.0, tmp1))
     tmp3 = tmp0 + tmp2
     tmp4 = libdevice.tanh(x)
     tmp5 = tmp3 + tmp4
@@ -39,7 +39,7 @@ def expr_grad_fn(x, FAST_ASM: tl.constexpr):
 def expr_fn_bf16(x, FAST_ASM: tl.constexpr):
     tmp0 = -0.687 * x
     tmp1 = 1.99 * x
-    tmp2 = tl.minimum(tl.maximum(tmp1, -5.0, propagate_nan=tl.PropagateNan.ALL), 5.0, propagate_nan=tl.PropagateNan.ALL)
+    tmp2 = tl.where(tmp1 < -5.0, -5.0, tl.where(tmp1 > 5.0, 5.0, tmp1))
     tmp3 = tmp0 + tmp2
     if FAST_ASM:
         tmp4 = tl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True, pack=1)

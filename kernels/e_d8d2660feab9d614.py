@@ -13,8 +13,7 @@ IR = ("%0:f32 = const -0.0337; %1:f32 = input x; %2:f32 = mul %0, %1; %3:f32 = c
 def expr_fn(x, FAST_ASM: tl.constexpr):
     tmp0 = -0.0337 * x
     tmp1 = 0.597 * x
-    tmp2 = tl.minimum(tl.maximum(tmp1, -2.985, propagate_nan=tl.PropagateNan.ALL), 2.985,
-            propagate_nan=tl.PropagateNan.ALL)
+    tmp2 = tl.where(tmp1 < -2.985, -2.985, tl.where(tmp1 > 2.985, 2.985, tmp1))
     tmp3 = tmp0 + tmp2
     tmp4 = tmp3 + 0.0932
     return tmp4

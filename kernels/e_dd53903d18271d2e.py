@@ -12,8 +12,8 @@ IR = ("%0:f32 = const 1.58984; %1:f32 = input x; %2:f32 = mul %0, %1; "
 @triton.jit
 def expr_fn(x, FAST_ASM: tl.constexpr):
     tmp0 = 1.58984 * x
-    tmp1 = tl.minimum(tl.maximum(tmp0, -3.3400000000000003, propagate_nan=tl.PropagateNan.ALL), 3.3400000000000003,
-            propagate_nan=tl.PropagateNan.ALL)
+    tmp1 = tl.where(tmp0 < -3.3400000000000003, -3.3400000000000003, tl.where(tmp0 > 3.3400000000000003,
+            3.3400000000000003, tmp0))
     return tmp1
 
 @triton.jit

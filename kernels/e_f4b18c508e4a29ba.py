@@ -13,8 +13,8 @@ IR = ("%0:f32 = const -0.522; %1:f32 = input x; %2:f32 = mul %0, %1; %3:f32 = co
 def expr_fn(x, FAST_ASM: tl.constexpr):
     tmp0 = -0.522 * x
     tmp1 = 2.11 * x
-    tmp2 = tl.minimum(tl.maximum(tmp1, -10.549999999999999, propagate_nan=tl.PropagateNan.ALL), 10.549999999999999,
-            propagate_nan=tl.PropagateNan.ALL)
+    tmp2 = tl.where(tmp1 < -10.549999999999999, -10.549999999999999, tl.where(tmp1 > 10.549999999999999,
+            10.549999999999999, tmp1))
     tmp3 = tmp0 + tmp2
     return tmp3
 

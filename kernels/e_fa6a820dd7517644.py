@@ -23,7 +23,7 @@ def expr_fn(x, FAST_ASM: tl.constexpr):
     tmp6 = tl.div_rn(1.0, tmp5)
     tmp7 = libdevice.tanh(tmp6)
     tmp8 = x * tmp7
-    tmp9 = tl.minimum(tl.maximum(tmp8, -5.0, propagate_nan=tl.PropagateNan.ALL), 5.0, propagate_nan=tl.PropagateNan.ALL)
+    tmp9 = tl.where(tmp8 < -5.0, -5.0, tl.where(tmp8 > 5.0, 5.0, tmp8))
     return tmp9
 
 @triton.jit

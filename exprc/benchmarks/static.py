@@ -185,11 +185,12 @@ KIND_SOURCES = {
     "elementwise": ("runtime/kernels/elementwise.py", "runtime/kernels/widen.py"),
     "backward": ("runtime/kernels/elementwise_backward.py", "runtime/kernels/widen.py"),
     "epilogue": ("runtime/kernels/matmul_epilogue.py", "runtime/kernels/grouped_tiles.py",
-                 "runtime/kernels/norm_epilogue.py", "runtime/kernels/widen.py"),
+                 "runtime/kernels/k_slices.py", "runtime/kernels/norm_epilogue.py"),
     "epilogue-tma": ("runtime/kernels/matmul_epilogue_tma.py", "runtime/kernels/tma_tiles.py",
-                     "runtime/kernels/grouped_tiles.py", "runtime/kernels/norm_epilogue.py",
-                     "runtime/kernels/widen.py", "codegen/compile_tma.py"),
-    "prologue": ("runtime/kernels/matmul_prologue.py", "runtime/kernels/grouped_tiles.py"),
+                     "runtime/kernels/grouped_tiles.py", "runtime/kernels/k_slices.py",
+                     "runtime/kernels/norm_epilogue.py", "codegen/compile_tma.py"),
+    "prologue": ("runtime/kernels/matmul_prologue.py", "runtime/kernels/grouped_tiles.py",
+                 "runtime/kernels/k_slices.py"),
 }
 BASELINE_SOURCES = ("benchmarks/static_baselines.py",)
 COMMON_SOURCES = ("codegen/compile_check.py", "codegen/sass.py")

@@ -18,6 +18,7 @@ from exprc.runtime.kernels.tiles import MATMUL_CONFIGS, launch_tiled, prune_conf
 
 grouped = jit_helpers("grouped_tiles")  # in this module's Triton mode
 epilogue = jit_helpers("norm_epilogue")
+k_slices = jit_helpers("k_slices")
 
 
 @triton.jit
@@ -34,19 +35,11 @@ def fused_linear_epilogue(
     """One BLOCK_M x BLOCK_N tile of r and y. a: [M, K], W: [N, K], residual/r/y: [M, N], all row-major."""
     offs_m, offs_n = grouped.tile_offsets(M, N, BLOCK_M, BLOCK_N, GROUP_M)
     offs_k = tl.arange(0, BLOCK_K)
-    # rows past M and columns past N wrap around, so the K loop loads without masks; they are never stored
-    a_ptrs = a_ptr + (offs_m % M).to(tl.int64)[:, None] * K + offs_k[None, :]
-    w_ptrs = w_ptr + (offs_n % N).to(tl.int64)[None, :] * K + offs_k[:, None]
+    a_ptrs, w_ptrs = k_slices.pointers(a_ptr, w_ptr, offs_m, offs_n, offs_k, M, N, K)  # wrapped past M and N
 
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, dtype=tl.float32)
     for k in range(0, (K + BLOCK_K - 1) // BLOCK_K):
-        if EVEN_K:
-            a = tl.load(a_ptrs)
-            w = tl.load(w_ptrs)
-        else:
-            k_left = K - k * BLOCK_K
-            a = tl.load(a_ptrs, mask=offs_k[None, :] < k_left, other=0.0)
-            w = tl.load(w_ptrs, mask=offs_k[:, None] < k_left, other=0.0)
+        a, w = k_slices.load(a_ptrs, w_ptrs, offs_k, K - k * BLOCK_K, EVEN_K)
         if DOT_IN_F32:  # the interpreter multiplies bf16 tiles wrongly; their f32 products are exact
             a = a.to(tl.float32)
             w = w.to(tl.float32)

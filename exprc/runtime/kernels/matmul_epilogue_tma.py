@@ -31,6 +31,7 @@ from exprc.runtime.kernels.tma_tiles import persistent_programs
 
 grouped = jit_helpers("grouped_tiles")  # in this module's Triton mode
 epilogue = jit_helpers("norm_epilogue")
+k_slices = jit_helpers("k_slices")
 
 
 @triton.jit
@@ -64,15 +65,8 @@ def fused_linear_epilogue_tma(
                 a = a_desc.load([start_m, k * BLOCK_K])
                 w = w_desc.load([start_n, k * BLOCK_K]).T
             else:  # rows past M and columns past N wrap around (never stored); K masked unless EVEN_K
-                a_ptrs = a_ptr + (offs_m % M).to(tl.int64)[:, None] * K + (k * BLOCK_K + offs_k)[None, :]
-                w_ptrs = w_ptr + (offs_n % N).to(tl.int64)[None, :] * K + (k * BLOCK_K + offs_k)[:, None]
-                if EVEN_K:
-                    a = tl.load(a_ptrs)
-                    w = tl.load(w_ptrs)
-                else:
-                    k_left = K - k * BLOCK_K
-                    a = tl.load(a_ptrs, mask=offs_k[None, :] < k_left, other=0.0)
-                    w = tl.load(w_ptrs, mask=offs_k[:, None] < k_left, other=0.0)
+                a_ptrs, w_ptrs = k_slices.pointers(a_ptr, w_ptr, offs_m, offs_n, k * BLOCK_K + offs_k, M, N, K)
+                a, w = k_slices.load(a_ptrs, w_ptrs, offs_k, K - k * BLOCK_K, EVEN_K)
             if DOT_IN_F32:  # the interpreter multiplies bf16 tiles wrongly; their f32 products are exact
                 a = a.to(tl.float32)
                 w = w.to(tl.float32)

@@ -16,6 +16,7 @@ from exprc.runtime.kernels.tiles import PROLOGUE_CONFIGS, launch_tiled, prune_co
 
 
 grouped = jit_helpers("grouped_tiles")  # in this module's Triton mode
+k_slices = jit_helpers("k_slices")
 
 
 @triton.jit
@@ -30,18 +31,12 @@ def fused_prologue_linear(
     """One BLOCK_M x BLOCK_N tile of out. a: [M, K] (the norm's input), W': [N, K], out: [M, N], all row-major."""
     offs_m, offs_n = grouped.tile_offsets(M, N, BLOCK_M, BLOCK_N, GROUP_M)
     offs_k = tl.arange(0, BLOCK_K)
-    a_ptrs = a_ptr + (offs_m % M).to(tl.int64)[:, None] * K + offs_k[None, :]
-    w_ptrs = w_ptr + (offs_n % N).to(tl.int64)[None, :] * K + offs_k[:, None]
+    a_ptrs, w_ptrs = k_slices.pointers(a_ptr, w_ptr, offs_m, offs_n, offs_k, M, N, K)  # wrapped past M and N
 
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, dtype=tl.float32)
     for k in range(0, (K + BLOCK_K - 1) // BLOCK_K):
-        if EVEN_K:
-            a = tl.load(a_ptrs)
-            w = tl.load(w_ptrs)
-        else:
-            k_left = K - k * BLOCK_K
-            a = tl.load(a_ptrs, mask=offs_k[None, :] < k_left, other=0.0)
-            w = tl.load(w_ptrs, mask=offs_k[:, None] < k_left, other=0.0)
+        k_left = K - k * BLOCK_K
+        a, w = k_slices.load(a_ptrs, w_ptrs, offs_k, k_left, EVEN_K)
         # ---- prologue: the norm, on the A tile in registers (recomputed for every N-tile) ----
         fa = F(a.to(tl.float32), FAST_ASM)
         if not EVEN_K:  # F(0) need not be 0: zero the padding explicitly
