@@ -92,3 +92,18 @@ def test_no_column_masks_or_remainders_for_vit_width(compiled_modules) -> None:
     masked = compile_elementwise(module, arch=90, storage="bfloat16", rows=ODD_ROWS)
     assert "@P" not in " ".join(line for line in even.sass().splitlines() if "LDG" in line or "STG" in line)
     assert masked.profile().main > even.profile().main
+
+
+@pytest.mark.parametrize("d", [1, 3, 100])
+def test_bf16_kernels_compile_for_odd_and_narrow_rows(compiled_modules, d) -> None:
+    """bf16 is widened two values a register (`widen.py`, inline PTX), which Triton allows only on tensors of an
+    even number of elements: a one-column tile (D = 1: the backward kernel's w is [1]) and masked narrow rows must
+    still compile, forward and backward."""
+    from exprc.codegen.compile_check import compile_backward
+
+    module = compiled_modules["precise", "blocks.0.norm2"]
+    for rows in (1, ODD_ROWS):
+        assert compile_elementwise(module, arch=90, storage="bfloat16", d=d, rows=rows).stack == 0
+    assert compile_backward(module, arch=90, storage="bfloat16", d=d).stack == 0
+    wide = compile_elementwise(module, arch=90, storage="bfloat16")  # ViT's width: widened in pairs, no PRMT
+    assert wide.count("0xFFFF0000") > 0 and "PRMT" not in wide.sass()
