@@ -4,7 +4,7 @@
 
 Compiles (no GPU) Triton's plain copy and exprc's element-wise kernel for f = identity and for the paper's
 clip-only layers, with the same elements a thread (exprc's tile at ViT's width), and prints each opcode's count
-per element. The difference between the identity kernel and the copy is the layer's affine `f(x) * w + b` in f32
+per element. The difference between the identity kernel and the copy is mostly the layer's affine `f(x) * w + b` in f32
 (widening x, w and b, one FFMA, packing y); the difference between a clip layer and the identity kernel is f.
 """
 
