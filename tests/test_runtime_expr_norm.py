@@ -11,6 +11,9 @@ import exprc
 from exprc import ExprNorm
 from exprc.ir import evaluate
 
+from derivative_reference import kinks  # tests/derivative_reference.py
+
+
 @pytest.fixture(autouse=True)
 def _seeded() -> None:
     torch.manual_seed(0)
@@ -126,5 +129,30 @@ def test_triton_on_cuda_matches_torch() -> None:
     x = torch.randn(4, 197, 768, device="cuda") * 3
     with torch.no_grad():
         assert norm.uses_triton(x)
-        torch.testing.assert_close(norm(x), norm.kernel.apply_torch(x, norm.weight, norm.bias), rtol=1e-5,
+        torch.testing.assert_close(norm(x), norm.kernel.expr_torch(x) * norm.weight + norm.bias, rtol=1e-5,
                                    atol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("d", [1, 3, 100, 768])
+def test_bf16_kernels_on_cuda_match_float64(d) -> None:
+    """bf16 storage is widened two values a register by inline PTX (`widen.py`), which only a GPU runs: the forward
+    and backward kernels against float64, at widths that pair (100, 768) and that do not (1, 3). Tolerances: the
+    bf16 rounding of y and dx (2^-8 relative) on top of float32 arithmetic."""
+    norm = ExprNorm(d, EXPR).cuda().to(torch.bfloat16)
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(d))
+        norm.bias.copy_(torch.randn(d))
+    x = (torch.randn(37, d, device="cuda") * 3).to(torch.bfloat16).requires_grad_()
+    assert norm.uses_triton(x)
+    y = norm(x)
+    dy = torch.randn_like(y)
+    y.backward(dy)
+    w, b = norm.weight.detach().double().cpu(), norm.bias.detach().double().cpu()
+    ref = _reference(EXPR, x.detach().double().cpu(), w, b)
+    assert torch.all((y.detach().double().cpu() - ref).abs() <= 2 * 2**-8 * (1 + ref.abs()))
+    x64 = x.detach().double().cpu().requires_grad_()
+    ((norm.kernel.expr_torch(x64) * w + b) * dy.double().cpu()).sum().backward()
+    smooth = ~torch.from_numpy(kinks(exprc.parse(EXPR), x64.detach().numpy()))  # bf16 inputs hit clip's bounds
+    err = (x.grad.double().cpu() - x64.grad).abs() - 4 * 2**-8 * (1 + x64.grad.abs())
+    assert smooth.float().mean() > 0.9 and torch.all(err[smooth] <= 0)
