@@ -51,9 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     kernels = {"copy": compile_copy(arch=args.arch, storage=args.storage, block=block_m * block_d, num_warps=warps)}
     layers = read_layers(ROOT / "examples" / "vit_b16_paper.json")
     piecewise_linear = {Op.INPUT, Op.CONST, Op.MUL, Op.ADD, Op.SUB, Op.NEG, Op.CLIP}
+    ops_of = {la.name: {n.op for n in la.ir.toposort()} for la in layers}
     exprs = {"identity": "x", "0.698*clip(2.31*x)": "0.698*clip(2.31*x)"}
     exprs |= {f"{la.name}: {la.expr}": la.expr for la in layers
-              if {n.op for n in la.ir.toposort()} <= piecewise_linear and Op.CLIP in {n.op for n in la.ir.toposort()}}
+              if Op.CLIP in ops_of[la.name] and ops_of[la.name] <= piecewise_linear}
     for name, text in exprs.items():
         module = expression_module(compile_expr(text, "auto", clip=tuple(layers.clip)), interpreted=False)
         kernels[name] = compile_elementwise(module, arch=args.arch, storage=args.storage)
